@@ -1,0 +1,2 @@
+// placeholder: attention kernels land here.
+#include "sy.h"

@@ -1,0 +1,98 @@
+// F32, F16 and BF16 weights: dequantization, dot products and activation rounding.
+//
+// As in ggml's CPU backend, the activations of an F16 (BF16) product are first
+// rounded to F16 (BF16); products are accumulated in float32. The rounded
+// activations are kept as float32 values so the inner loop converts only weights.
+// Reference: ggml-cpu vec.cpp (ggml_vec_dot_f16, ggml_vec_dot_bf16).
+#include "types.h"
+
+// Eight binary16 values -> two vectors of four float32, exactly (subnormals, inf, NaN).
+SY_INLINE v128_t f16x4_to_f32x4(v128_t h32) {
+  v128_t sign = wasm_i32x4_shl(wasm_v128_and(h32, wasm_i32x4_splat(0x8000)), 16);
+  v128_t em = wasm_i32x4_shl(wasm_v128_and(h32, wasm_i32x4_splat(0x7fff)), 13);
+  // Re-bias the exponent by a multiplication with 2^112: exact, and it normalises subnormals.
+  v128_t f = wasm_f32x4_mul(em, wasm_i32x4_splat(0x77800000));
+  v128_t infnan = wasm_i32x4_eq(wasm_v128_and(h32, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
+  f = wasm_v128_bitselect(wasm_v128_or(em, wasm_i32x4_splat(0x7f800000)), f, infnan);
+  return wasm_v128_or(f, sign);
+}
+
+SY_INLINE v128_t bf16x4_to_f32x4(v128_t h32) { return wasm_i32x4_shl(h32, 16); }
+
+void sy_dequant_f32(const uint8_t *x, float *y, int32_t n) {
+  const float *s = (const float *)x;
+  for (int32_t i = 0; i < n; i++) y[i] = s[i];
+}
+
+void sy_dequant_f16(const uint8_t *x, float *y, int32_t n) {
+  int32_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v128_t h = wasm_v128_load(x + 2 * i);
+    wasm_v128_store(y + i, f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h)));
+    wasm_v128_store(y + i + 4, f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h)));
+  }
+  for (; i < n; i++) y[i] = sy_f16_to_f32(sy_load_u16(x + 2 * i));
+}
+
+void sy_dequant_bf16(const uint8_t *x, float *y, int32_t n) {
+  for (int32_t i = 0; i < n; i++) y[i] = sy_bf16_to_f32(sy_load_u16(x + 2 * i));
+}
+
+void sy_quantize_f32(const float *x, uint8_t *y, int32_t n) {
+  float *d = (float *)y;
+  for (int32_t i = 0; i < n; i++) d[i] = x[i];
+}
+
+void sy_quantize_f16(const float *x, uint8_t *y, int32_t n) {
+  float *d = (float *)y;
+  for (int32_t i = 0; i < n; i++) d[i] = sy_f16_to_f32(sy_f32_to_f16(x[i]));
+}
+
+void sy_quantize_bf16(const float *x, uint8_t *y, int32_t n) {
+  float *d = (float *)y;
+  for (int32_t i = 0; i < n; i++) d[i] = sy_bf16_to_f32(sy_f32_to_bf16(x[i]));
+}
+
+// Four float accumulators of four lanes each, summed in a fixed order at the end.
+#define DOT_LOOP(LOAD4)                                                      \
+  v128_t acc0 = wasm_f32x4_splat(0), acc1 = acc0, acc2 = acc0, acc3 = acc0; \
+  int32_t i = 0;                                                             \
+  for (; i + 16 <= n; i += 16) {                                             \
+    v128_t w0, w1, w2, w3;                                                   \
+    LOAD4;                                                                   \
+    acc0 = sy_madd_f32x4(w0, wasm_v128_load(x + i), acc0);                   \
+    acc1 = sy_madd_f32x4(w1, wasm_v128_load(x + i + 4), acc1);               \
+    acc2 = sy_madd_f32x4(w2, wasm_v128_load(x + i + 8), acc2);               \
+    acc3 = sy_madd_f32x4(w3, wasm_v128_load(x + i + 12), acc3);              \
+  }                                                                          \
+  float sum = sy_hsum_f32x4(wasm_f32x4_add(wasm_f32x4_add(acc0, acc1), wasm_f32x4_add(acc2, acc3)));
+
+float sy_vec_dot_f32(int32_t n, const uint8_t *wb, const uint8_t *xq) {
+  const float *w = (const float *)wb, *x = (const float *)xq;
+  DOT_LOOP(w0 = wasm_v128_load(w + i); w1 = wasm_v128_load(w + i + 4); w2 = wasm_v128_load(w + i + 8);
+           w3 = wasm_v128_load(w + i + 12));
+  for (; i < n; i++) sum += w[i] * x[i];
+  return sum;
+}
+
+float sy_vec_dot_f16(int32_t n, const uint8_t *w, const uint8_t *xq) {
+  const float *x = (const float *)xq;
+  DOT_LOOP(v128_t h0 = wasm_v128_load(w + 2 * i); v128_t h1 = wasm_v128_load(w + 2 * i + 16);
+           w0 = f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h0));
+           w1 = f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h0));
+           w2 = f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h1));
+           w3 = f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h1)));
+  for (; i < n; i++) sum += sy_f16_to_f32(sy_load_u16(w + 2 * i)) * x[i];
+  return sum;
+}
+
+float sy_vec_dot_bf16(int32_t n, const uint8_t *w, const uint8_t *xq) {
+  const float *x = (const float *)xq;
+  DOT_LOOP(v128_t h0 = wasm_v128_load(w + 2 * i); v128_t h1 = wasm_v128_load(w + 2 * i + 16);
+           w0 = bf16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h0));
+           w1 = bf16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h0));
+           w2 = bf16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h1));
+           w3 = bf16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h1)));
+  for (; i < n; i++) sum += sy_bf16_to_f32(sy_load_u16(w + 2 * i)) * x[i];
+  return sum;
+}

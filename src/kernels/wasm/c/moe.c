@@ -1,0 +1,2 @@
+// placeholder: moe kernels land here.
+#include "sy.h"

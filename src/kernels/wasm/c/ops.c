@@ -1,0 +1,2 @@
+// placeholder: ops kernels land here.
+#include "sy.h"
