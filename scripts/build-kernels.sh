@@ -18,6 +18,11 @@ common=(--target=wasm32 -std=c11 -O3 -ffreestanding -nostdlib -fno-exceptions -f
   -Wl,--no-entry -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=4294967296
   -Wl,-z,stack-size=262144 -Wl,--export=__heap_base -Wl,--export=__stack_pointer
   -Wl,--strip-all)
-"$CC" "${common[@]}" -o "$out/switchyard-simd128.wasm" "${srcs[@]}"
-"$CC" "${common[@]}" -mrelaxed-simd -DSY_RELAXED=1 -o "$out/switchyard-relaxed.wasm" "${srcs[@]}"
+# Build into temporary files and rename, so a reader never sees a half-written module.
+tmp="$(mktemp -d "$out/.build.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+"$CC" "${common[@]}" -o "$tmp/simd128.wasm" "${srcs[@]}"
+"$CC" "${common[@]}" -mrelaxed-simd -DSY_RELAXED=1 -o "$tmp/relaxed.wasm" "${srcs[@]}"
+mv -f "$tmp/simd128.wasm" "$out/switchyard-simd128.wasm"
+mv -f "$tmp/relaxed.wasm" "$out/switchyard-relaxed.wasm"
 echo "build-kernels: wrote $out/switchyard-simd128.wasm ($(stat -c %s "$out/switchyard-simd128.wasm") bytes), $out/switchyard-relaxed.wasm ($(stat -c %s "$out/switchyard-relaxed.wasm") bytes)"
