@@ -62,7 +62,7 @@ export class Heap {
     const initial = Math.max(this.base, opts.initialBytes ?? 16 * 1024 * 1024);
     const initialPages = Math.ceil(Math.min(initial, this.maxBytes) / PAGE_BYTES);
     const maximum = Math.ceil(this.maxBytes / PAGE_BYTES);
-    if (initialPages > maximum) {
+    if (this.base >= this.maxBytes) {
       throw new SwitchyardError(
         'E_HEAP_CONFIG',
         `${this.name}: maxBytes ${this.maxBytes} is below the ${this.base} bytes the kernels reserve`,

@@ -59,14 +59,15 @@ const modules = new Map<KernelBuild, WebAssembly.Module>();
 export function kernelModule(build: KernelBuild): WebAssembly.Module {
   let m = modules.get(build);
   if (!m) {
-    m = new WebAssembly.Module(readFileSync(new URL(`switchyard-${build}.wasm`, BIN_DIR)));
+    m = new WebAssembly.Module(kernelBytes(build));
     modules.set(build, m);
   }
   return m;
 }
 
-export function kernelBytes(build: KernelBuild): Uint8Array {
-  return readFileSync(new URL(`switchyard-${build}.wasm`, BIN_DIR));
+export function kernelBytes(build: KernelBuild): Uint8Array<ArrayBuffer> {
+  const b = readFileSync(new URL(`switchyard-${build}.wasm`, BIN_DIR));
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength) as Uint8Array<ArrayBuffer>;
 }
 
 export const ARG_SLOTS = 32;
