@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { GGMLType } from '../../src/core/dtypes.js';
 import { InvalidArgumentError, OutOfMemoryError } from '../../src/core/errors.js';
-import { f32Tensor } from '../../src/core/tensor.js';
+import { type Tensor, f32Tensor } from '../../src/core/tensor.js';
 import { DeviceSet } from '../../src/kernels/device-set.js';
 import { bitDiffs, randomF32, ref } from '../helpers/backends.js';
 
@@ -12,7 +12,7 @@ describe('DeviceSet', () => {
     try {
       const R = 768;
       const C = 1024; // 3 MiB per F32 weight: two fit in the first heap, the third does not
-      const ws = [];
+      const ws: Tensor[] = [];
       for (let i = 0; i < 3; i++) {
         const w = await set.allocWeight(GGMLType.F32, [R, C], `blk.${i}.ffn_up.weight`);
         w.f32().set(randomF32(R * C, i + 1));
