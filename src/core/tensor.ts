@@ -39,7 +39,7 @@ export class Tensor {
 
   /** Product of all dimensions but the last. */
   get rows(): number {
-    return this.shape.length ? this.numel / this.cols : 1;
+    return this.shape.slice(0, -1).reduce((a, b) => a * b, 1);
   }
 
   get rowBytes(): number {

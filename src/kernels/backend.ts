@@ -117,7 +117,7 @@ export interface KernelBackend {
   /** out = a * s. out may be a. */
   scale(out: Tensor, a: Tensor, s: number): void;
 
-  /** The k largest values of each row of x [R, C], descending (ties: lower index first). */
+  /** The k largest values of each row of x [R, C], descending (ties: lower index first; NaN ranks below every number). */
   topK(indices: Tensor, values: Tensor, x: Tensor, k: number): void;
 
   /**

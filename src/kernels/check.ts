@@ -61,3 +61,114 @@ export function checkDequantize(out: Tensor, src: Tensor): void {
   expectNumel('dequantize', 'out', out, src.numel);
   expectSameHeap('dequantize', out, src);
 }
+
+// ---- element-wise and row ops (ops.c) ----------------------------------------------
+
+export function expectLike(k: string, name: string, t: Tensor, like: Tensor): void {
+  expectShape(k, name, t, like.shape);
+}
+
+/** A weight/bias vector of C elements ([C], or any shape with C elements in one row). */
+export function expectRowVector(k: string, name: string, t: Tensor, C: number): void {
+  expectF32(k, [name, t]);
+  if (t.numel !== C || t.cols !== C) fail(k, `${name} has shape [${t.shape.join(', ')}], expected [${C}]`);
+}
+
+export function expectNumber(k: string, name: string, v: number, what: 'finite' | 'nonneg'): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || (what === 'nonneg' && v < 0)) {
+    fail(k, `${name} must be a ${what === 'nonneg' ? 'finite number >= 0' : 'finite number'}, got ${v}`);
+  }
+}
+
+/** getRows: out [N, C] F32, table [V, C] (kernel type), ids [N] I32 with 0 <= id < V. Returns [N, C, V]. */
+export function checkGetRows(out: Tensor, table: Tensor, ids: Tensor): [number, number, number] {
+  const k = 'getRows';
+  expectKernelType(k, 'table', table);
+  expectF32(k, ['out', out]);
+  expectType(k, 'ids', ids, GGMLType.I32);
+  if (table.shape.length !== 2) fail(k, `table must be 2-D [V, C], got [${table.shape.join(', ')}]`);
+  const [V, C] = table.shape;
+  if (ids.shape.length !== 1) fail(k, `ids must be 1-D [N], got [${ids.shape.join(', ')}]`);
+  const N = ids.numel;
+  expectShape(k, 'out', out, [N, C]);
+  expectSameHeap(k, out, table, ids);
+  const id = ids.i32();
+  for (let i = 0; i < N; i++) {
+    if (!(id[i] >= 0 && id[i] < V)) fail(k, `ids[${i}] = ${id[i]} is outside the table's ${V} rows [0, ${V})`);
+  }
+  return [N, C, V];
+}
+
+/** rmsNorm / layerNorm: x F32, out like x, weight / bias [C]. Returns [R, C]. */
+export function checkNorm(k: string, out: Tensor, x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): [number, number] {
+  expectF32(k, ['x', x], ['out', out]);
+  expectLike(k, 'out', out, x);
+  if (weight) expectRowVector(k, 'weight', weight, x.cols);
+  if (bias) expectRowVector(k, 'bias', bias, x.cols);
+  expectNumber(k, 'eps', eps, 'nonneg');
+  expectSameHeap(k, out, x, weight, bias);
+  return [x.rows, x.cols];
+}
+
+/** Unary element-wise ops: x F32, out like x. */
+export function checkUnary(k: string, out: Tensor, x: Tensor, xName = 'x'): number {
+  expectF32(k, [xName, x], ['out', out]);
+  expectLike(k, 'out', out, x);
+  expectSameHeap(k, out, x);
+  return x.numel;
+}
+
+/** scale: a F32, out like a, s a finite number. */
+export function checkScale(out: Tensor, a: Tensor, s: number): number {
+  const n = checkUnary('scale', out, a, 'a');
+  expectNumber('scale', 's', s, 'finite');
+  return n;
+}
+
+/** softmax: x F32, out like x, scale a finite number. Returns [R, C]. */
+export function checkSoftmax(out: Tensor, x: Tensor, scale: number): [number, number] {
+  checkUnary('softmax', out, x);
+  expectNumber('softmax', 'scale', scale, 'finite');
+  return [x.rows, x.cols];
+}
+
+/** swigluOai: as swiglu, plus alpha finite and limit >= 0. */
+export function checkSwigluOai(out: Tensor, gate: Tensor, up: Tensor, alpha: number, limit: number): number {
+  const n = checkGlu('swigluOai', out, gate, up);
+  expectNumber('swigluOai', 'alpha', alpha, 'finite');
+  expectNumber('swigluOai', 'limit', limit, 'nonneg');
+  return n;
+}
+
+/** swiglu / swigluOai: gate, up and out F32 of one shape. */
+export function checkGlu(k: string, out: Tensor, gate: Tensor, up: Tensor): number {
+  expectF32(k, ['gate', gate], ['up', up], ['out', out]);
+  expectLike(k, 'up', up, gate);
+  expectLike(k, 'out', out, gate);
+  expectSameHeap(k, out, gate, up);
+  return gate.numel;
+}
+
+/** add / mul: out like a; b like a, or one row of a's C elements. Returns [n, broadcast C or 0]. */
+export function checkBinary(k: string, out: Tensor, a: Tensor, b: Tensor): [number, number] {
+  expectF32(k, ['a', a], ['b', b], ['out', out]);
+  expectLike(k, 'out', out, a);
+  expectSameHeap(k, out, a, b);
+  const same = b.shape.length === a.shape.length && b.shape.every((d, i) => d === a.shape[i]);
+  if (same) return [a.numel, 0];
+  if (b.numel === a.cols && b.cols === a.cols) return [a.numel, a.cols];
+  return fail(k, `b has shape [${b.shape.join(', ')}]; expected a's shape [${a.shape.join(', ')}] or one row [${a.cols}]`);
+}
+
+/** topK: x [R, C] F32, indices [R, K] I32, values [R, K] F32, 0 <= k <= C. Returns [R, C]. */
+export function checkTopK(indices: Tensor, values: Tensor, x: Tensor, kk: number): [number, number] {
+  const k = 'topK';
+  expectF32(k, ['x', x], ['values', values]);
+  expectType(k, 'indices', indices, GGMLType.I32);
+  const [R, C] = [x.rows, x.cols];
+  if (!Number.isInteger(kk) || kk < 0 || kk > C) fail(k, `k must be an integer in [0, ${C}] (x has ${C} columns), got ${kk}`);
+  expectShape(k, 'indices', indices, [R, kk]);
+  expectShape(k, 'values', values, [R, kk]);
+  expectSameHeap(k, indices, values, x);
+  return [R, C];
+}
