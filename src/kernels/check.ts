@@ -3,9 +3,10 @@
  * once and in the same words: InvalidArgumentError names the kernel, the argument and
  * what was expected.
  */
-import { GGMLType, dtypeInfo } from '../core/dtypes.js';
+import { GGMLType, dotRowBytes, dtypeInfo } from '../core/dtypes.js';
 import { InvalidArgumentError, UnsupportedTypeError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
+import type { AttentionParams, ExpertActivation, ExpertGroupArgs, ExpertWeights } from './backend.js';
 
 export function fail(kernel: string, msg: string): never {
   throw new InvalidArgumentError(`${kernel}: ${msg}`);
@@ -171,4 +172,142 @@ export function checkTopK(indices: Tensor, values: Tensor, x: Tensor, kk: number
   expectShape(k, 'values', values, [R, kk]);
   expectSameHeap(k, indices, values, x);
   return [R, C];
+}
+
+// ---- attention (attention.c) -------------------------------------------------------
+
+export interface AttentionDims {
+  T: number;
+  H: number;
+  Hkv: number;
+  Dk: number;
+  Dv: number;
+  S: number;
+  qPos0: number;
+  window: number;
+  softcap: number;
+}
+
+/** Validates attention's arguments (see backend.ts) and returns the dimensions. */
+export function checkAttention(out: Tensor, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): AttentionDims {
+  const kn = 'attention';
+  expectF32(kn, ['out', out], ['q', q]);
+  expectType(kn, 'k', k, GGMLType.F32, GGMLType.F16);
+  expectType(kn, 'v', v, GGMLType.F32, GGMLType.F16);
+  if (q.shape.length !== 3) fail(kn, `q must be 3-D [T, H, Dk], got [${q.shape.join(', ')}]`);
+  if (k.shape.length !== 3) fail(kn, `k must be 3-D [S, Hkv, Dk], got [${k.shape.join(', ')}]`);
+  const [T, H, Dk] = q.shape;
+  const [S, Hkv] = k.shape;
+  expectShape(kn, 'k', k, [S, Hkv, Dk]);
+  if (v.shape.length !== 3) fail(kn, `v must be 3-D [S, Hkv, Dv], got [${v.shape.join(', ')}]`);
+  const Dv = v.shape[2];
+  expectShape(kn, 'v', v, [S, Hkv, Dv]);
+  expectShape(kn, 'out', out, [T, H, Dv]);
+  if (H === 0 || Hkv === 0 || H % Hkv !== 0) fail(kn, `query heads H = ${H} must be a positive multiple of the key/value heads Hkv = ${Hkv}`);
+  if (Dk === 0 || Dv === 0) fail(kn, `head dimensions must be positive, got Dk = ${Dk}, Dv = ${Dv}`);
+  const { qPos0, scale } = p;
+  const window = p.window ?? 0;
+  const softcap = p.softcap ?? 0;
+  if (!Number.isInteger(qPos0) || qPos0 < 0) fail(kn, `qPos0 must be a non-negative integer, got ${qPos0}`);
+  if (qPos0 + T > S) fail(kn, `queries at positions ${qPos0}..${qPos0 + T - 1} need their keys in the cache, but k holds S = ${S} positions`);
+  if (!Number.isInteger(window) || window < 0) fail(kn, `window must be a non-negative integer (0 = none), got ${window}`);
+  if (!Number.isFinite(scale)) fail(kn, `scale must be a finite number, got ${scale}`);
+  if (!Number.isFinite(softcap) || softcap < 0) fail(kn, `softcap must be a finite number >= 0 (0 = off), got ${softcap}`);
+  if (p.sinks) {
+    expectF32(kn, ['sinks', p.sinks]);
+    expectShape(kn, 'sinks', p.sinks, [H]);
+  }
+  expectSameHeap(kn, out, q, k, v, p.sinks);
+  return { T, H, Hkv, Dk, Dv, S, qPos0, window, softcap };
+}
+
+// ---- expertGroup (moe.c) ------------------------------------------------------------
+
+export interface ExpertGroupDims {
+  T: number;
+  D: number;
+  F: number;
+  K: number;
+  /** Weight types of the selected experts' gate, up and down matrices. */
+  gateType: number;
+  upType: number;
+  downType: number;
+  /** A copy of ids [T·K]. */
+  ids: Int32Array;
+  /** The distinct selected expert ids, ascending. */
+  used: number[];
+}
+
+/**
+ * Validates expertGroup's arguments (see backend.ts) and returns the dimensions. Only the
+ * experts that some slot selects are checked (and read); all of them must agree on F and
+ * on each matrix's type.
+ */
+export function checkExpertGroup(args: ExpertGroupArgs): ExpertGroupDims {
+  const KN = 'expertGroup';
+  const { out, x, ids, weights, experts, activation } = args;
+  expectF32(KN, ['out', out], ['x', x], ['weights', weights]);
+  expectType(KN, 'ids', ids, GGMLType.I32);
+  if (x.shape.length !== 2) fail(KN, `x must be 2-D [T, D], got [${x.shape.join(', ')}]`);
+  const [T, D] = x.shape;
+  expectShape(KN, 'out', out, [T, D]);
+  if (ids.shape.length !== 2 || ids.shape[0] !== T) fail(KN, `ids has shape [${ids.shape.join(', ')}], expected [${T}, K]`);
+  const K = ids.shape[1];
+  expectShape(KN, 'weights', weights, [T, K]);
+  expectSameHeap(KN, out, x, ids, weights);
+  if (activation.kind === 'swiglu_oai' && !(Number.isFinite(activation.alpha) && Number.isFinite(activation.limit) && activation.limit >= 0)) {
+    fail(KN, `swiglu_oai needs a finite alpha and a finite limit >= 0, got alpha ${activation.alpha}, limit ${activation.limit}`);
+  } else if (!['silu', 'gelu', 'swiglu_oai'].includes(activation.kind)) {
+    fail(KN, `unknown activation '${(activation as ExpertActivation).kind}'`);
+  }
+
+  const idv = ids.i32().slice();
+  const usedSet = new Set<number>();
+  for (let i = 0; i < idv.length; i++) {
+    const e = idv[i];
+    if (e < 0) continue;
+    if (!Number.isInteger(e) || e >= experts.length || !experts[e]) {
+      fail(KN, `ids[${Math.floor(i / K)}, ${i % K}] = ${e}, but experts[${e}] is not given (${experts.length} experts)`);
+    }
+    usedSet.add(e);
+  }
+  const used = [...usedSet].sort((a, b) => a - b);
+  let F = 0;
+  let gateType = -1;
+  let upType = -1;
+  let downType = -1;
+  for (const id of used) {
+    const ex = experts[id] as ExpertWeights;
+    const name = (m: string) => `experts[${id}].${m}`;
+    for (const [m, t] of [['gate', ex.gate], ['up', ex.up], ['down', ex.down]] as const) {
+      expectKernelType(KN, name(m), t);
+      if (t.shape.length !== 2) fail(KN, `${name(m)} must be 2-D, got [${t.shape.join(', ')}]`);
+    }
+    if (gateType < 0) {
+      F = ex.gate.shape[0];
+      gateType = ex.gate.type;
+      upType = ex.up.type;
+      downType = ex.down.type;
+    }
+    expectShape(KN, name('gate'), ex.gate, [F, D]);
+    expectShape(KN, name('up'), ex.up, [F, D]);
+    expectShape(KN, name('down'), ex.down, [D, F]);
+    const sameType = (m: string, t: Tensor, want: number) => {
+      if (t.type !== want) fail(KN, `${name(m)} is ${t.info.name} but the other experts' ${m} matrices are ${dtypeInfo(want).name}`);
+    };
+    sameType('gate', ex.gate, gateType);
+    sameType('up', ex.up, upType);
+    sameType('down', ex.down, downType);
+    for (const [m, b, n] of [['gateBias', ex.gateBias, F], ['upBias', ex.upBias, F], ['downBias', ex.downBias, D]] as const) {
+      if (!b) continue;
+      expectF32(KN, [name(m), b]);
+      expectShape(KN, name(m), b, [n]);
+    }
+    expectSameHeap(KN, out, ex.gate, ex.up, ex.down, ex.gateBias, ex.upBias, ex.downBias);
+  }
+  if (used.length) {
+    dotRowBytes(gateType, D); // whole blocks (the shapes above already imply it)
+    dotRowBytes(downType, F);
+  }
+  return { T, D, F, K, gateType, upType, downType, ids: idv, used };
 }

@@ -4,7 +4,8 @@
  * constants that the wasm wrappers (src/kernels/wasm/ops.ts) share.
  *
  * Semantics follow ggml's CPU backend (ggml/src/ggml-cpu/ops.cpp, vec.h, vec.cpp and
- * ggml/src/ggml.c; each function names its reference). Every value is computed with the
+ * ggml/src/ggml.c; each function names its reference). exp and the activation element
+ * functions are the shared twins of sy_math.h in ./math.ts. Every value is computed with the
  * same float32 operations in the same order as the C kernels (Math.fround at every
  * float step), and row sums in double with the same four partial sums, so the wasm
  * builds reproduce these twins bit for bit. The exception is rope's cos/sin (Math.cos /
@@ -32,17 +33,10 @@ import {
   expectType,
   fail,
 } from '../check.js';
+import { expf, geluF, pmax, pmin, siluF, swigluF, swigluOaiF } from './math.js';
 import { refTypeKernels } from './types.js';
 
 const fr = Math.fround;
-
-// The C kernels' comparisons, which differ from Math.min / Math.max for NaN and signed
-// zeros: pmin(a, b) = b < a ? b : a and pmax(a, b) = a < b ? b : a, like wasm's
-// f32x4.pmin / pmax and std::min / std::max (NaN in `a` passes through).
-// biome-ignore lint/complexity/useMathMinMax: C semantics, see above
-const pmin = (a: number, b: number): number => (b < a ? b : a);
-// biome-ignore lint/complexity/useMathMinMax: C semantics, see above
-const pmax = (a: number, b: number): number => (a < b ? b : a);
 
 /** The float32 constants a rope call uses, as ggml computes them once per call. */
 export interface RopeConstants {
@@ -130,61 +124,6 @@ export function ropeConstants(out: Tensor, x: Tensor, positions: Tensor, p: Rope
     mscale,
     corrDims,
   };
-}
-
-// ---- exp and activations -------------------------------------------------------------
-
-const EXP_P = [0.5, 0.166666657, 0.0416662805, 0.00833350327, 0.00139457406, 0.00019789279].map(fr);
-const LOG2E = fr(Math.LOG2E);
-const LN2_HI = 0.693359375;
-const LN2_LO = fr(-2.12194440e-4);
-const ROUND = 12582912; // 1.5 * 2^23
-
-/**
- * sy_expf of ops.c: exp(x) in float32 within 1 ulp of the correctly rounded value
- * (measured max 0.955 ulp): n = round(x log2 e), r = x - n ln 2 (Cody-Waite),
- * exp(r) = 1 + r + r^2 P(r), times 2^n as two exact powers of two.
- */
-export function expf(x: number): number {
-  x = fr(x);
-  x = pmax(pmin(x, 89), -104); // NaN passes unchanged
-  const t = fr(fr(x * LOG2E) + ROUND);
-  const n = fr(t - ROUND); // an integer, |n| <= 151
-  let r = fr(x - fr(n * LN2_HI));
-  r = fr(r - fr(n * LN2_LO));
-  let p = EXP_P[5];
-  for (let i = 4; i >= 0; i--) p = fr(fr(p * r) + EXP_P[i]);
-  let y = fr(fr(p * fr(r * r)) + r);
-  y = fr(y + 1);
-  const n1 = Math.floor(n / 2); // C: ni >> 1
-  return fr(fr(y * 2 ** n1) * 2 ** (n - n1));
-}
-
-/** ggml_silu_f32: x / (1.0f + expf(-x)). */
-export function siluF(x: number): number {
-  return fr(x / fr(1 + expf(-x)));
-}
-
-const GELU_SQRT_2_OVER_PI = fr(Math.sqrt(2 / Math.PI)); // the float32 of C's 0.79788456080286535587989211986876f
-const GELU_COEF_A = fr(0.044715);
-
-/**
- * ggml_gelu_f32: 0.5f*x*(1.0f + tanhf(SQRT_2_OVER_PI*x*(1.0f + GELU_COEF_A*x*x))),
- * computed as x / (1 + exp(-2u)) (the same function; no cancellation for x < 0).
- */
-export function geluF(x: number): number {
-  const u = fr(fr(GELU_SQRT_2_OVER_PI * x) * fr(1 + fr(fr(GELU_COEF_A * x) * x)));
-  return fr(x / fr(1 + expf(fr(-2 * u))));
-}
-
-/**
- * ggml swiglu_oai: x = std::min(g, limit); y = std::clamp(u, -limit, limit);
- * out = x / (1.f + expf(alpha * (-x))) * (y + 1.f).
- */
-export function swigluOaiF(g: number, u: number, alpha: number, limit: number): number {
-  const x = pmin(g, limit);
-  const y = pmax(pmin(u, limit), -limit);
-  return fr(fr(x / fr(1 + expf(fr(alpha * -x)))) * fr(y + 1));
 }
 
 // ---- double row sums -----------------------------------------------------------------
@@ -360,7 +299,7 @@ export function swiglu(out: Tensor, gate: Tensor, up: Tensor): void {
   const g = gate.f32();
   const u = up.f32();
   const y = out.f32();
-  for (let i = 0; i < n; i++) y[i] = fr(siluF(g[i]) * u[i]);
+  for (let i = 0; i < n; i++) y[i] = swigluF(g[i], u[i]);
 }
 
 export function swigluOai(out: Tensor, gate: Tensor, up: Tensor, alpha: number, limit: number): void {

@@ -6,17 +6,7 @@
 // Reference: ggml-cpu vec.cpp (ggml_vec_dot_f16, ggml_vec_dot_bf16).
 #include "types.h"
 
-// Eight binary16 values -> two vectors of four float32, exactly (subnormals, inf, NaN).
-SY_INLINE v128_t f16x4_to_f32x4(v128_t h32) {
-  v128_t sign = wasm_i32x4_shl(wasm_v128_and(h32, wasm_i32x4_splat(0x8000)), 16);
-  v128_t em = wasm_i32x4_shl(wasm_v128_and(h32, wasm_i32x4_splat(0x7fff)), 13);
-  // Re-bias the exponent by a multiplication with 2^112: exact, and it normalises subnormals.
-  v128_t f = wasm_f32x4_mul(em, wasm_i32x4_splat(0x77800000));
-  v128_t infnan = wasm_i32x4_eq(wasm_v128_and(h32, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
-  f = wasm_v128_bitselect(wasm_v128_or(em, wasm_i32x4_splat(0x7f800000)), f, infnan);
-  return wasm_v128_or(f, sign);
-}
-
+// Four bfloat16 values (low halves of four 32-bit lanes) -> float32; F16 is sy_f16x4_to_f32x4 (sy.h).
 SY_INLINE v128_t bf16x4_to_f32x4(v128_t h32) { return wasm_i32x4_shl(h32, 16); }
 
 void sy_dequant_f32(const uint8_t *x, float *y, int32_t n) {
@@ -28,8 +18,8 @@ void sy_dequant_f16(const uint8_t *x, float *y, int32_t n) {
   int32_t i = 0;
   for (; i + 8 <= n; i += 8) {
     v128_t h = wasm_v128_load(x + 2 * i);
-    wasm_v128_store(y + i, f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h)));
-    wasm_v128_store(y + i + 4, f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h)));
+    wasm_v128_store(y + i, sy_f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h)));
+    wasm_v128_store(y + i + 4, sy_f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h)));
   }
   for (; i < n; i++) y[i] = sy_f16_to_f32(sy_load_u16(x + 2 * i));
 }
@@ -78,10 +68,10 @@ float sy_vec_dot_f32(int32_t n, const uint8_t *wb, const uint8_t *xq) {
 float sy_vec_dot_f16(int32_t n, const uint8_t *w, const uint8_t *xq) {
   const float *x = (const float *)xq;
   DOT_LOOP(v128_t h0 = wasm_v128_load(w + 2 * i); v128_t h1 = wasm_v128_load(w + 2 * i + 16);
-           w0 = f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h0));
-           w1 = f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h0));
-           w2 = f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h1));
-           w3 = f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h1)));
+           w0 = sy_f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h0));
+           w1 = sy_f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h0));
+           w2 = sy_f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h1));
+           w3 = sy_f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h1)));
   for (; i < n; i++) sum += sy_f16_to_f32(sy_load_u16(w + 2 * i)) * x[i];
   return sum;
 }

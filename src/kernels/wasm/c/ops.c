@@ -7,7 +7,8 @@
 // soft_max, rope, swiglu_oai, get_rows), vec.h / vec.cpp (ggml_silu_f32,
 // ggml_gelu_f32, ggml_vec_soft_max_f32, ggml_vec_cvar_f32), ggml.c
 // (ggml_rope_yarn_corr_dims). Element maths is float32; row sums are double
-// (ggml_float) as in ggml.
+// (ggml_float) as in ggml. exp and the activation element functions are the shared ones
+// of sy_math.h (twin: src/kernels/ref/math.ts).
 //
 // Determinism: every op here equals its twin in src/kernels/ref/ops.ts bit for bit,
 // in both builds and at any thread count. The float operations are the same and in
@@ -18,23 +19,9 @@
 // here, Math.cos / Math.sin in the twin): both round to float, and agree except when
 // the exact value lies within ~1e-16 of a float rounding boundary.
 #include "types.h"
+#include "sy_math.h"
 
-// ---- bit casts and small helpers ---------------------------------------------
-
-SY_INLINE uint32_t f2u(float f) {
-  union {
-    float f;
-    uint32_t u;
-  } v = {f};
-  return v.u;
-}
-SY_INLINE float u2f(uint32_t u) {
-  union {
-    uint32_t u;
-    float f;
-  } v = {u};
-  return v.f;
-}
+// ---- small helpers -------------------------------------------------------------
 
 // sy_range over four-element units, so that each thread's share of an element-wise op
 // starts on a whole vector (how many threads run is the wrapper's choice).
@@ -63,119 +50,6 @@ SY_INLINE double dsum4_total(dsum4 s) {
          (wasm_f64x2_extract_lane(s.a23, 0) + wasm_f64x2_extract_lane(s.a23, 1));
 }
 
-// ---- exp ---------------------------------------------------------------------
-//
-// exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 in [-0.347, 0.347], with
-// ln 2 split Cody-Waite style (0.693359375 has 9 bits, so n * LN2_HI is exact and
-// x - n * LN2_HI is exact by Sterbenz). exp(r) = 1 + r + r^2 P(r), P a degree-5
-// least-squares fit of (e^r - 1 - r) / r^2 weighted for relative error (model error
-// 6e-11). Measured against a 30-digit reference over [-104, 88.72]: at most 0.955
-// ulp, i.e. within 1 ulp of the correctly rounded value (subnormal results included).
-// 2^n is applied as two exact powers of two, so results that are subnormal are
-// rounded once. Inputs are clamped to [-104, 89]: exp(-104) rounds to 0 and exp(89)
-// overflows to inf, as the true values do. NaN stays NaN. The vector version performs
-// the same operations lane by lane, so both give identical bits.
-
-#define EXP_HI 89.0f
-#define EXP_LO -104.0f
-#define EXP_LOG2E 1.44269504088896341f
-#define EXP_ROUND 12582912.0f  // 1.5 * 2^23: x + this rounds x to an integer (ties to even)
-#define EXP_ROUND_BITS 0x4b400000u
-#define EXP_LN2_HI 0.693359375f
-#define EXP_LN2_LO -2.12194440e-4f
-#define EXP_P0 0.5f
-#define EXP_P1 0.166666657f
-#define EXP_P2 0.0416662805f
-#define EXP_P3 0.00833350327f
-#define EXP_P4 0.00139457406f
-#define EXP_P5 0.00019789279f
-
-SY_INLINE float sy_expf(float x) {
-  x = EXP_HI < x ? EXP_HI : x;  // NaN passes both comparisons unchanged
-  x = x < EXP_LO ? EXP_LO : x;
-  float t = x * EXP_LOG2E + EXP_ROUND;  // two roundings: -ffp-contract=off
-  float n = t - EXP_ROUND;
-  int32_t ni = (int32_t)(f2u(t) - EXP_ROUND_BITS);  // n as an integer (|n| <= 151)
-  float r = x - n * EXP_LN2_HI;
-  r = r - n * EXP_LN2_LO;
-  float p = EXP_P5;
-  p = p * r + EXP_P4;
-  p = p * r + EXP_P3;
-  p = p * r + EXP_P2;
-  p = p * r + EXP_P1;
-  p = p * r + EXP_P0;
-  float y = p * (r * r) + r;
-  y = y + 1.0f;
-  int32_t n1 = ni >> 1, n2 = ni - n1;
-  return y * u2f((uint32_t)(n1 + 127) << 23) * u2f((uint32_t)(n2 + 127) << 23);
-}
-
-SY_INLINE v128_t sy_expf4(v128_t x) {
-  x = wasm_f32x4_pmin(x, wasm_f32x4_splat(EXP_HI));  // pmin(a, b) = b < a ? b : a
-  x = wasm_f32x4_pmax(x, wasm_f32x4_splat(EXP_LO));  // pmax(a, b) = a < b ? b : a
-  v128_t t = wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(EXP_LOG2E)), wasm_f32x4_splat(EXP_ROUND));
-  v128_t n = wasm_f32x4_sub(t, wasm_f32x4_splat(EXP_ROUND));
-  v128_t ni = wasm_i32x4_sub(t, wasm_i32x4_splat((int32_t)EXP_ROUND_BITS));
-  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(EXP_LN2_HI)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, wasm_f32x4_splat(EXP_LN2_LO)));
-  v128_t p = wasm_f32x4_splat(EXP_P5);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(EXP_P4));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(EXP_P3));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(EXP_P2));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(EXP_P1));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), wasm_f32x4_splat(EXP_P0));
-  v128_t y = wasm_f32x4_add(wasm_f32x4_mul(p, wasm_f32x4_mul(r, r)), r);
-  y = wasm_f32x4_add(y, wasm_f32x4_splat(1.0f));
-  v128_t n1 = wasm_i32x4_shr(ni, 1);
-  v128_t n2 = wasm_i32x4_sub(ni, n1);
-  v128_t bias = wasm_i32x4_splat(127);
-  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, bias), 23);
-  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, bias), 23);
-  return wasm_f32x4_mul(wasm_f32x4_mul(y, s1), s2);
-}
-
-// ---- activations (scalar and vector forms compute the same operations) ---------
-
-// ggml_silu_f32: x / (1.0f + expf(-x))
-SY_INLINE float silu1(float x) { return x / (1.0f + sy_expf(-x)); }
-SY_INLINE v128_t silu4(v128_t x) {
-  return wasm_f32x4_div(x, wasm_f32x4_add(wasm_f32x4_splat(1.0f), sy_expf4(wasm_f32x4_neg(x))));
-}
-
-// ggml_gelu_f32: 0.5f*x*(1.0f + tanhf(SQRT_2_OVER_PI*x*(1.0f + GELU_COEF_A*x*x)))
-// Computed through the identity 0.5 x (1 + tanh u) = x / (1 + exp(-2u)), which keeps
-// full relative accuracy for negative x where 1 + tanh u cancels. (ggml's CPU
-// ggml_vec_gelu_f32 looks the value up in an F16 table instead; this is the formula.)
-#define GELU_SQRT_2_OVER_PI 0.79788456080286535587989211986876f
-#define GELU_COEF_A 0.044715f
-SY_INLINE float gelu1(float x) {
-  float u = (GELU_SQRT_2_OVER_PI * x) * (1.0f + (GELU_COEF_A * x) * x);
-  return x / (1.0f + sy_expf(-2.0f * u));
-}
-SY_INLINE v128_t gelu4(v128_t x) {
-  v128_t inner = wasm_f32x4_add(wasm_f32x4_splat(1.0f), wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(GELU_COEF_A), x), x));
-  v128_t u = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_splat(GELU_SQRT_2_OVER_PI), x), inner);
-  v128_t e = sy_expf4(wasm_f32x4_mul(wasm_f32x4_splat(-2.0f), u));
-  return wasm_f32x4_div(x, wasm_f32x4_add(wasm_f32x4_splat(1.0f), e));
-}
-
-// ggml_compute_forward_swiglu_oai_f32:
-//   const float x = std::min(src0_p[k], limit);
-//   const float y = std::clamp(src1_p[k], -limit, limit);
-//   const float out_glu = x / (1.f + expf(alpha * (-x)));
-//   dst_p[k] = out_glu * (y + 1.f);
-SY_INLINE float swiglu_oai1(float g, float u, float alpha, float limit) {
-  float x = limit < g ? limit : g;
-  float y = u < -limit ? -limit : (limit < u ? limit : u);
-  return (x / (1.0f + sy_expf(alpha * (-x)))) * (y + 1.0f);
-}
-SY_INLINE v128_t swiglu_oai4(v128_t g, v128_t u, v128_t alpha, v128_t limit) {
-  v128_t x = wasm_f32x4_pmin(g, limit);
-  v128_t y = wasm_f32x4_pmax(wasm_f32x4_pmin(u, limit), wasm_f32x4_neg(limit));
-  v128_t glu = wasm_f32x4_div(x, wasm_f32x4_add(wasm_f32x4_splat(1.0f), sy_expf4(wasm_f32x4_mul(alpha, wasm_f32x4_neg(x)))));
-  return wasm_f32x4_mul(glu, wasm_f32x4_add(y, wasm_f32x4_splat(1.0f)));
-}
-
 // ---- element-wise kernels ------------------------------------------------------
 // Each thread takes a contiguous range of elements; results do not depend on the split.
 
@@ -186,8 +60,8 @@ SY_KERNEL(op_silu) {
   int lo, hi;
   quad_range(ARG_I(2), ith, nth, &lo, &hi);
   int i = lo;
-  for (; i + 4 <= hi; i += 4) wasm_v128_store(y + i, silu4(wasm_v128_load(x + i)));
-  for (; i < hi; i++) y[i] = silu1(x[i]);
+  for (; i + 4 <= hi; i += 4) wasm_v128_store(y + i, sy_siluf4(wasm_v128_load(x + i)));
+  for (; i < hi; i++) y[i] = sy_siluf(x[i]);
 }
 
 // args: 0 out f32 [n], 1 x f32 [n], 2 n
@@ -197,8 +71,8 @@ SY_KERNEL(op_gelu) {
   int lo, hi;
   quad_range(ARG_I(2), ith, nth, &lo, &hi);
   int i = lo;
-  for (; i + 4 <= hi; i += 4) wasm_v128_store(y + i, gelu4(wasm_v128_load(x + i)));
-  for (; i < hi; i++) y[i] = gelu1(x[i]);
+  for (; i + 4 <= hi; i += 4) wasm_v128_store(y + i, sy_geluf4(wasm_v128_load(x + i)));
+  for (; i < hi; i++) y[i] = sy_geluf(x[i]);
 }
 
 // out = silu(gate) * up (ggml_vec_swiglu_f32).
@@ -210,9 +84,9 @@ SY_KERNEL(op_swiglu) {
   quad_range(ARG_I(3), ith, nth, &lo, &hi);
   int i = lo;
   for (; i + 4 <= hi; i += 4) {
-    wasm_v128_store(y + i, wasm_f32x4_mul(silu4(wasm_v128_load(g + i)), wasm_v128_load(u + i)));
+    wasm_v128_store(y + i, sy_swigluf4(wasm_v128_load(g + i), wasm_v128_load(u + i)));
   }
-  for (; i < hi; i++) y[i] = silu1(g[i]) * u[i];
+  for (; i < hi; i++) y[i] = sy_swigluf(g[i], u[i]);
 }
 
 // args: 0 out f32 [n], 1 gate f32 [n], 2 up f32 [n], 3 n, 4 alpha (f), 5 limit (f)
@@ -225,9 +99,9 @@ SY_KERNEL(op_swiglu_oai) {
   quad_range(ARG_I(3), ith, nth, &lo, &hi);
   int i = lo;
   for (; i + 4 <= hi; i += 4) {
-    wasm_v128_store(y + i, swiglu_oai4(wasm_v128_load(g + i), wasm_v128_load(u + i), va, vl));
+    wasm_v128_store(y + i, sy_swiglu_oaif4(wasm_v128_load(g + i), wasm_v128_load(u + i), va, vl));
   }
-  for (; i < hi; i++) y[i] = swiglu_oai1(g[i], u[i], alpha, limit);
+  for (; i < hi; i++) y[i] = sy_swiglu_oaif(g[i], u[i], alpha, limit);
 }
 
 // One stretch of a binary op that does not cross a row of b.

@@ -150,6 +150,18 @@ SY_INLINE int32_t sy_hsum_i32x4(v128_t v) {
          wasm_i32x4_extract_lane(v, 2) + wasm_i32x4_extract_lane(v, 3);
 }
 
+// Four binary16 values (in the low halves of four 32-bit lanes, high halves zero) ->
+// four float32, exactly: subnormals, inf and NaN included.
+SY_INLINE v128_t sy_f16x4_to_f32x4(v128_t h32) {
+  v128_t sign = wasm_i32x4_shl(wasm_v128_and(h32, wasm_i32x4_splat(0x8000)), 16);
+  v128_t em = wasm_i32x4_shl(wasm_v128_and(h32, wasm_i32x4_splat(0x7fff)), 13);
+  // Re-bias the exponent by a multiplication with 2^112: exact, and it normalises subnormals.
+  v128_t f = wasm_f32x4_mul(em, wasm_i32x4_splat(0x77800000));
+  v128_t infnan = wasm_i32x4_eq(wasm_v128_and(h32, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
+  f = wasm_v128_bitselect(wasm_v128_or(em, wasm_i32x4_splat(0x7f800000)), f, infnan);
+  return wasm_v128_or(f, sign);
+}
+
 // a * b + c on four float lanes: fused in the relaxed build, separate otherwise.
 SY_INLINE v128_t sy_madd_f32x4(v128_t a, v128_t b, v128_t c) {
 #ifdef SY_RELAXED
