@@ -7,16 +7,6 @@
 // while it meets every token of the batch. Reference: ggml-cpu ggml_compute_forward_mul_mat.
 #include "types.h"
 
-// Activation rows converted by quantize_rows: scratch holds T rows of dot-format bytes.
-static void quantize_rows(int ith, int nth, int32_t dot_type, const float *x, uint8_t *q, int32_t t_count,
-                          int32_t cols) {
-  sy_quantize_fn quant = sy_quantizer(dot_type);
-  int32_t qrow = sy_dot_row_bytes(dot_type, cols);
-  int lo, hi;
-  sy_range(t_count, ith, nth, &lo, &hi);
-  for (int t = lo; t < hi; t++) quant(x + (size_t)t * cols, q + (size_t)t * qrow, cols);
-}
-
 // args: 0 out f32 [T, R], 1 W [R, C] (type 5), 2 x f32 [T, C], 3 scratch, 4 R, 5 C, 6 T, 7 type,
 //       8 out row stride in floats (0 = R)
 SY_KERNEL(matmul) {
@@ -27,7 +17,7 @@ SY_KERNEL(matmul) {
   int32_t rows = ARG_I(4), cols = ARG_I(5), tokens = ARG_I(6), type = ARG_I(7);
   int32_t ostride = ARG_I(8) ? ARG_I(8) : rows;
   const sy_type_traits *tt = sy_traits(type);
-  quantize_rows(ith, nth, tt->dot_type, x, q, tokens, cols);
+  sy_quantize_rows(ith, nth, tt->dot_type, x, q, tokens, cols);
   sy_barrier(ith, nth);
   int32_t wrow = sy_row_bytes(type, cols), qrow = sy_dot_row_bytes(tt->dot_type, cols);
   sy_vec_dot_fn dot = tt->vec_dot;
@@ -54,7 +44,7 @@ SY_KERNEL(dequantize) {
 // Convert rows of activations to a dot format (for tests and for callers that reuse them).
 // args: 0 out bytes, 1 x f32 [T, C], 2 dot type, 3 T, 4 C
 SY_KERNEL(quantize) {
-  quantize_rows(ith, nth, ARG_I(2), ARG_P(const float, 1), ARG_P(uint8_t, 0), ARG_I(3), ARG_I(4));
+  sy_quantize_rows(ith, nth, ARG_I(2), ARG_P(const float, 1), ARG_P(uint8_t, 0), ARG_I(3), ARG_I(4));
 }
 
 // One dot product of a weight row with pre-converted activations (for tests).

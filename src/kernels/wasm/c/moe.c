@@ -35,15 +35,6 @@ typedef struct {
   int32_t pair_start, pair_count;                // into the pair list
 } expert_entry;
 
-static void quantize_rows(int ith, int nth, int32_t dot_type, const float *x, uint8_t *q, int32_t rows,
-                          int32_t cols) {
-  sy_quantize_fn quant = sy_quantizer(dot_type);
-  int32_t qrow = sy_dot_row_bytes(dot_type, cols);
-  int lo, hi;
-  sy_range(rows, ith, nth, &lo, &hi);
-  for (int r = lo; r < hi; r++) quant(x + (size_t)r * cols, q + (size_t)r * qrow, cols);
-}
-
 // args: 0 out f32 [T, D], 1 x f32 [T, D], 2 ids i32 [T, K], 3 weights f32 [T, K],
 //       4 expert table (U entries of 8 int32: gate, up, down, gate bias, up bias, down bias,
 //         first pair, pair count), 5 U, 6 pairs i32 (slot t*K + k, grouped by expert,
@@ -70,8 +61,8 @@ SY_KERNEL(expert_group) {
   const sy_type_traits *trg = sy_traits(tg), *tru = sy_traits(tu), *trd = sy_traits(td);
 
   // Phase 1: x -> dot formats (nothing to do for F32 weights: xg points at x).
-  if (xg != (const uint8_t *)x) quantize_rows(ith, nth, trg->dot_type, x, xg, T, D);
-  if (xu != xg && xu != (const uint8_t *)x) quantize_rows(ith, nth, tru->dot_type, x, xu, T, D);
+  if (xg != (const uint8_t *)x) sy_quantize_rows(ith, nth, trg->dot_type, x, xg, T, D);
+  if (xu != xg && xu != (const uint8_t *)x) sy_quantize_rows(ith, nth, tru->dot_type, x, xu, T, D);
   sy_barrier(ith, nth);
 
   // Phase 2: a row of expert u costs (routed tokens + 1) units (the +1 for streaming the

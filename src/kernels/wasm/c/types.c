@@ -53,6 +53,14 @@ static int32_t dot_block_bytes(int32_t t) {
   }
 }
 
+void sy_quantize_rows(int ith, int nth, int32_t dot_type, const float *x, uint8_t *q, int32_t rows, int32_t cols) {
+  sy_quantize_fn quant = sy_quantizer(dot_type);
+  int32_t qrow = sy_dot_row_bytes(dot_type, cols);
+  int lo, hi;
+  sy_range(rows, ith, nth, &lo, &hi);
+  for (int r = lo; r < hi; r++) quant(x + (size_t)r * cols, q + (size_t)r * qrow, cols);
+}
+
 int32_t sy_dot_row_bytes(int32_t dot_type, int32_t n) {
   // F16/BF16 activations are kept as float32 values rounded to that precision (float.c).
   if (dot_type == SY_F32 || dot_type == SY_F16 || dot_type == SY_BF16) return 4 * n;

@@ -38,6 +38,9 @@ sy_quantize_fn sy_quantizer(int32_t dot_type);
 int32_t sy_row_bytes(int32_t type, int32_t n);
 // Bytes of n activations in a dot format (F16/BF16 ones are stored as float32).
 int32_t sy_dot_row_bytes(int32_t dot_type, int32_t n);
+// Thread ith's share of converting `rows` rows of x [rows, cols] to a dot format at q
+// (rows of sy_dot_row_bytes each). Callers put a sy_barrier after it before reading q.
+void sy_quantize_rows(int ith, int nth, int32_t dot_type, const float *x, uint8_t *q, int32_t rows, int32_t cols);
 
 // Per-type functions, defined in float.c, quants32.c and kquants.c.
 #define SY_DECLARE_TYPE(t)                                          \
