@@ -19,9 +19,7 @@ import {
   checkTopK,
   checkUnary,
 } from '../check.js';
-import {
-  ropeConstants,
-} from '../ref/ops.js';
+import { ropeConstants } from '../ref/ops.js';
 import type { WasmContext } from './context.js';
 
 /** Elements per thread below which waking another thread costs more than it saves. */
