@@ -39,3 +39,31 @@ describe.each(wasmBuilds())('matmul float types on %s', (build) => {
     });
   }
 });
+
+describe.each(wasmBuilds())('F16 weights with special values on %s', (build) => {
+  it('infinities, NaN, subnormals and the largest finite value give the reference results', async () => {
+    const dev = await device(build);
+    const arena = dev.heap.arena('test');
+    const C = 40; // 32 in the SIMD loop, 8 in the scalar tail
+    const rows: number[][] = [
+      Array.from({ length: C }, (_, i) => (i === 3 ? Number.POSITIVE_INFINITY : 0.5)), // +inf in the SIMD part
+      Array.from({ length: C }, (_, i) => (i === 20 ? Number.NaN : 0.25)), // NaN in the SIMD part
+      Array.from({ length: C }, (_, i) => (i === 35 ? Number.NEGATIVE_INFINITY : 1)), // -inf in the tail
+      Array.from({ length: C }, (_, i) => (i % 3 === 0 ? 65504 : i % 3 === 1 ? 2 ** -24 : -(2 ** -20))), // extremes
+      Array.from({ length: C }, (_, i) => (i % 2 ? -0 : 1e-3)),
+    ];
+    const w = allocTensor(arena, GGMLType.F16, [rows.length, C]);
+    w.u16().set(rows.flat().map(f32ToF16));
+    const x = f32Tensor(arena, [1, C], Array.from({ length: C }, (_, i) => 1 + i / 64));
+    const outW = f32Tensor(arena, [1, rows.length]);
+    const outR = f32Tensor(arena, [1, rows.length]);
+    dev.backend.matmul(outW, w, x);
+    ref.matmul(outR, w, x);
+    const got = Array.from(outW.f32());
+    expect(got[0]).toBe(Number.POSITIVE_INFINITY);
+    expect(got[1]).toBeNaN();
+    expect(got[2]).toBe(Number.NEGATIVE_INFINITY);
+    expect(closeness(got.slice(3), Array.from(outR.f32()).slice(3), 1e-3, 1e-6)).toBeLessThanOrEqual(1);
+    arena.reset();
+  });
+});

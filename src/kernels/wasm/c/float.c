@@ -65,13 +65,40 @@ float sy_vec_dot_f32(int32_t n, const uint8_t *wb, const uint8_t *xq) {
   return sum;
 }
 
-float sy_vec_dot_f16(int32_t n, const uint8_t *w, const uint8_t *xq) {
-  const float *x = (const float *)xq;
+// Finite binary16 values, sign-extended into i32 lanes, to float32 exactly in four
+// instructions: the sign lands in bit 31, exponent and mantissa move to float32's places
+// (bits 28-30 hold sign-extension copies and are masked off), and the multiplication by
+// 2^112 re-biases the exponent (exact; subnormals are normalised).
+SY_INLINE v128_t f16x4_finite_to_f32x4(v128_t hs) {
+  v128_t bits = wasm_v128_and(wasm_i32x4_shl(hs, 13), wasm_i32x4_splat((int32_t)0x8fffe000u));
+  return wasm_f32x4_mul(bits, wasm_i32x4_splat(0x77800000));
+}
+
+// The exact path: every binary16 value, infinities and NaN included.
+__attribute__((noinline)) static float vec_dot_f16_exact(int32_t n, const uint8_t *w, const float *x) {
   DOT_LOOP(v128_t h0 = wasm_v128_load(w + 2 * i); v128_t h1 = wasm_v128_load(w + 2 * i + 16);
            w0 = sy_f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h0));
            w1 = sy_f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h0));
            w2 = sy_f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(h1));
            w3 = sy_f16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h1)));
+  for (; i < n; i++) sum += sy_f16_to_f32(sy_load_u16(w + 2 * i)) * x[i];
+  return sum;
+}
+
+// The fast path converts finite weights only and remembers the largest exponent field it
+// saw; a row holding an infinity or NaN is recomputed by the exact path, which gives the
+// same bits for finite values (same conversion results, same accumulation order).
+float sy_vec_dot_f16(int32_t n, const uint8_t *w, const uint8_t *xq) {
+  const float *x = (const float *)xq;
+  const v128_t efield = wasm_i16x8_splat(0x7c00);
+  v128_t emax = wasm_i16x8_splat(0);
+  DOT_LOOP(v128_t h0 = wasm_v128_load(w + 2 * i); v128_t h1 = wasm_v128_load(w + 2 * i + 16);
+           emax = wasm_u16x8_max(emax, wasm_u16x8_max(wasm_v128_and(h0, efield), wasm_v128_and(h1, efield)));
+           w0 = f16x4_finite_to_f32x4(wasm_i32x4_extend_low_i16x8(h0));
+           w1 = f16x4_finite_to_f32x4(wasm_i32x4_extend_high_i16x8(h0));
+           w2 = f16x4_finite_to_f32x4(wasm_i32x4_extend_low_i16x8(h1));
+           w3 = f16x4_finite_to_f32x4(wasm_i32x4_extend_high_i16x8(h1)));
+  if (__builtin_expect(wasm_v128_any_true(wasm_i16x8_eq(emax, efield)), 0)) return vec_dot_f16_exact(n, w, x);
   for (; i < n; i++) sum += sy_f16_to_f32(sy_load_u16(w + 2 * i)) * x[i];
   return sum;
 }
