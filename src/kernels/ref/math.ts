@@ -14,9 +14,7 @@ const fr = Math.fround;
 // The C kernels' comparisons, which differ from Math.min / Math.max for NaN and signed
 // zeros: pmin(a, b) = b < a ? b : a and pmax(a, b) = a < b ? b : a, like wasm's
 // f32x4.pmin / pmax and std::min / std::max (NaN in `a` passes through).
-// biome-ignore lint/complexity/useMathMinMax: C semantics, see above
 export const pmin = (a: number, b: number): number => (b < a ? b : a);
-// biome-ignore lint/complexity/useMathMinMax: C semantics, see above
 export const pmax = (a: number, b: number): number => (a < b ? b : a);
 
 // ---- exp -----------------------------------------------------------------------------
