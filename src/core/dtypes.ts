@@ -133,11 +133,18 @@ export function rowBytes(type: number, n: number): number {
 
 /**
  * Bytes of the activation buffer a weight type's dot product needs for `n` elements.
- * F16 and BF16 activations are kept as float32 values rounded to that precision.
+ * F16 and BF16 activations are kept as float32 values rounded to that precision; Q8_0 and
+ * Q8_1 rows carry per-block float scales and sums after the ggml blocks (wasm/c/types.h).
  */
 export function dotRowBytes(weightType: number, n: number): number {
   const dot = dtypeInfo(weightType).dotType;
   if (dot === undefined) throw new UnsupportedTypeError(`${dtypeInfo(weightType).name} has no dot product`);
   if (dot === GGMLType.F16 || dot === GGMLType.BF16) return n * 4;
+  if (dot === GGMLType.Q8_0 || dot === GGMLType.Q8_1) {
+    // The ggml blocks padded to 16 bytes, then per block a float32 scale and an int32 sum
+    // (Q8_1: a float32 s), each array padded to 4 entries (src/kernels/wasm/c/types.h).
+    const nb = n / 32;
+    return Math.ceil(rowBytes(dot, n) / 16) * 16 + 8 * Math.ceil(nb / 4) * 4;
+  }
   return rowBytes(dot, n);
 }

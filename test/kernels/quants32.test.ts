@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GGMLType, dtypeInfo, rowBytes } from '../../src/core/dtypes.js';
+import { GGMLType, dotRowBytes, dtypeInfo, rowBytes } from '../../src/core/dtypes.js';
 import { f16ToF32, f32ToF16 } from '../../src/core/fp16.js';
 import type { Arena } from '../../src/core/heap.js';
 import { type Tensor, allocTensor, f32Tensor } from '../../src/core/tensor.js';
@@ -170,6 +170,41 @@ describe.each(BUILDS)('32-element block types on %s', (build) => {
       expect(Array.from(got)).toEqual(Array.from(want));
       arena.reset();
     });
+
+    // The side arrays after the ggml blocks (src/kernels/wasm/c/types.h): float32 d per block
+    // (exactly the fp16 d), then int32 Σ of the stored codes (Q8_0) or float32 s (Q8_1); the
+    // padding is zero. Checked from the ggml blocks themselves; exact.
+    it.each(cases)(`%s: side arrays hold each block's d, Σq or s, padding zero`, async (_label, xs) => {
+      const dev = await device(build);
+      const arena = dev.heap.arena('test');
+      const got = quantizeActivations((dev.backend as WasmBackend).ctx, weightType, f32Tensor(arena, [1, xs.length], xs));
+      arena.reset();
+      const nb = xs.length / 32;
+      const bb = dot === 'Q8_0' ? 34 : 36;
+      const side = Math.ceil((nb * bb) / 16) * 16;
+      const nb4 = Math.ceil(nb / 4) * 4;
+      expect(got.length).toBe(dotRowBytes(weightType, xs.length));
+      expect(got.length).toBe(side + 8 * nb4);
+      const view = new DataView(got.buffer, got.byteOffset, got.length);
+      const same = (a: number, b: number) => Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b));
+      for (let b = 0; b < nb4; b++) {
+        const d = view.getFloat32(side + 4 * b, true);
+        if (b >= nb) {
+          expect([view.getUint32(side + 4 * b, true), view.getUint32(side + 4 * (nb4 + b), true)]).toEqual([0, 0]);
+          continue;
+        }
+        expect(same(d, f16ToF32(view.getUint16(bb * b, true))), `block ${b} d`).toBe(true);
+        if (dot === 'Q8_0') {
+          let sum = 0;
+          for (let j = 0; j < 32; j++) sum += view.getInt8(bb * b + 2 + j);
+          expect(view.getInt32(side + 4 * (nb4 + b), true), `block ${b} sum`).toBe(sum);
+        } else {
+          const s = view.getFloat32(side + 4 * (nb4 + b), true);
+          expect(same(s, f16ToF32(view.getUint16(bb * b + 2, true))), `block ${b} s`).toBe(true);
+        }
+      }
+      for (let p = nb * bb; p < side; p++) expect(got[p], `padding byte ${p}`).toBe(0);
+    });
   });
 });
 
@@ -299,7 +334,11 @@ describe('Q8_0 quantizer on the golden source rows', () => {
       } else {
         const dev = await device(build);
         const arena = dev.heap.arena('test');
-        got = quantizeActivations((dev.backend as WasmBackend).ctx, GGMLType.Q8_0, f32Tensor(arena, [64, 256], src));
+        // Each of the 64 dot rows holds its 8 ggml blocks first, then its side arrays.
+        const rows = quantizeActivations((dev.backend as WasmBackend).ctx, GGMLType.Q8_0, f32Tensor(arena, [64, 256], src));
+        const stride = dotRowBytes(GGMLType.Q8_0, 256);
+        got = new Uint8Array(want.length);
+        for (let r = 0; r < 64; r++) got.set(rows.subarray(r * stride, r * stride + 8 * 34), r * 8 * 34);
         arena.reset();
       }
       let differ = 0;

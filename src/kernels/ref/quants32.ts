@@ -194,19 +194,22 @@ export function roundEven(v: number): number {
  * converted like cvtps_epi32 (NaN or |v| >= 2^31 -> -2^31) and saturated to int8 by the packs.
  * Writes the codes at mem[q..q+31]; returns d and the wrapping int32 sum of the unsaturated codes.
  */
-function quantizeQ8Block(x: Float32Array, o: number, mem: Uint8Array, q: number): { d: number; sum: number } {
+function quantizeQ8Block(x: Float32Array, o: number, mem: Uint8Array, q: number): { d: number; sum: number; qsum: number } {
   let amax = 0;
   for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]));
   const d = fr(amax / 127);
   const id = amax !== 0 ? fr(127 / amax) : 0;
   let sum = 0;
+  let qsum = 0;
   for (let j = 0; j < 32; j++) {
     const r = roundEven(fr(x[o + j] * id));
     const c = Number.isNaN(r) || Math.abs(r) >= 2 ** 31 ? -(2 ** 31) : r;
     sum = (sum + c) | 0;
-    mem[q + j] = Math.max(-128, Math.min(127, c)) & 0xff;
+    const stored = Math.max(-128, Math.min(127, c));
+    qsum += stored;
+    mem[q + j] = stored & 0xff;
   }
-  return { d, sum };
+  return { d, sum, qsum };
 }
 
 function putU16(mem: Uint8Array, p: number, v: number): void {
@@ -214,19 +217,69 @@ function putU16(mem: Uint8Array, p: number, v: number): void {
   mem[p + 1] = v >> 8;
 }
 
-/** Q8_0 activations: fp16 d, int8 codes[32] per block. */
-export const quantizeQ8_0: RefQuantizer = (x, xOff, mem, dst, n) => {
-  for (let b = 0; b < n / 32; b++) {
-    const { d } = quantizeQ8Block(x, xOff + 32 * b, mem, dst + 34 * b + 2);
-    putU16(mem, dst + 34 * b, f32ToF16(d));
+/** The float32 bits of binary16 h, as sy_f16_to_f32 makes them (NaN payload included). */
+function f16ToF32Bits(h: number): number {
+  if (((h >> 10) & 0x1f) === 31) return (((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13)) >>> 0;
+  f32Scratch[0] = f16ToF32(h);
+  return u32Scratch[0];
+}
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** Little-endian uint32 at mem[p] (bytes past the end of mem are dropped, as typed arrays do). */
+function putU32(mem: Uint8Array, p: number, v: number): void {
+  for (let k = 0; k < 4; k++) mem[p + k] = (v >>> (8 * k)) & 0xff;
+}
+
+/**
+ * Our Q8_0 / Q8_1 dot rows (src/kernels/wasm/c/types.h, dotRowBytes): the nb ggml blocks,
+ * zero padding to a multiple of 16 bytes, then two arrays of nb4 = nb rounded up to 4
+ * four-byte values with zero tails: the block scales d as float32, then (Q8_0) the int32
+ * sums of the stored codes or (Q8_1) the s values as float32. The kernels read these
+ * instead of converting the same activation scales for every weight row; the twins'
+ * vecDot reads only the ggml blocks.
+ */
+function writeSide(mem: Uint8Array, dst: number, nb: number, blockBytes: number, first: number[], second: number[]): void {
+  const side = dst + Math.ceil((nb * blockBytes) / 16) * 16;
+  const nb4 = Math.ceil(nb / 4) * 4;
+  for (let p = dst + nb * blockBytes; p < side; p++) mem[p] = 0;
+  for (let b = 0; b < nb4; b++) {
+    putU32(mem, side + 4 * b, b < nb ? first[b] : 0);
+    putU32(mem, side + 4 * (nb4 + b), b < nb ? second[b] : 0);
   }
+}
+
+/** Q8_0 activations: fp16 d, int8 codes[32] per block; then float d[] and int32 Σ codes[]. */
+export const quantizeQ8_0: RefQuantizer = (x, xOff, mem, dst, n) => {
+  const nb = n / 32;
+  const ds: number[] = [];
+  const sums: number[] = [];
+  for (let b = 0; b < nb; b++) {
+    const { d, qsum } = quantizeQ8Block(x, xOff + 32 * b, mem, dst + 34 * b + 2);
+    const h = f32ToF16(d);
+    putU16(mem, dst + 34 * b, h);
+    ds.push(f16ToF32Bits(h));
+    sums.push(qsum >>> 0);
+  }
+  writeSide(mem, dst, nb, 34, ds, sums);
 };
 
-/** Q8_1 activations: fp16 d, fp16 s = d * Σ codes (d before fp16 rounding), int8 codes[32]. */
+/**
+ * Q8_1 activations: fp16 d, fp16 s = d * Σ codes (d before fp16 rounding), int8 codes[32];
+ * then float d[] and float s[].
+ */
 export const quantizeQ8_1: RefQuantizer = (x, xOff, mem, dst, n) => {
-  for (let b = 0; b < n / 32; b++) {
+  const nb = n / 32;
+  const ds: number[] = [];
+  const ss: number[] = [];
+  for (let b = 0; b < nb; b++) {
     const { d, sum } = quantizeQ8Block(x, xOff + 32 * b, mem, dst + 36 * b + 4);
-    putU16(mem, dst + 36 * b, f32ToF16(d));
-    putU16(mem, dst + 36 * b + 2, f32ToF16(fr(d * fr(sum))));
+    const hd = f32ToF16(d);
+    const hs = f32ToF16(fr(d * fr(sum)));
+    putU16(mem, dst + 36 * b, hd);
+    putU16(mem, dst + 36 * b + 2, hs);
+    ds.push(f16ToF32Bits(hd));
+    ss.push(f16ToF32Bits(hs));
   }
+  writeSide(mem, dst, nb, 36, ds, ss);
 };

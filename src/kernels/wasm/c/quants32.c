@@ -11,6 +11,8 @@
 //   Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4 -> Q8_0;   Q4_1, Q5_1 -> Q8_1.
 // FLOAT ORDER (the twin repeats it step by step, so results agree bit for bit):
 //   isum_b = exact integer dot of block b's codes with its int8 activations;
+//   dx_b, sx_b = the activation's fp16 d, s as float32, read from the row's side arrays
+//   (types.h: the quantizer stores them beside the ggml blocks, with Σq, once per call);
 //   term_b = (dw_b * dx_b) * (float)isum_b                  (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4)
 //   term_b = (dw_b * dx_b) * (float)isum_b + mw_b * sx_b     (Q4_1, Q5_1)
 //   acc[b % 4] += term_b  (four float32 accumulators, starting at +0, blocks in order)
@@ -42,32 +44,24 @@ SY_INLINE float e8m0_half(uint8_t e) {
 
 // ---- SIMD helpers -------------------------------------------------------------
 
-// Eight binary16 scales: lanes 0-3 from a, a + sa, a + 2 sa, a + 3 sa; lanes 4-7 from b likewise.
-SY_INLINE v128_t load_f16x8(const uint8_t *a, int32_t sa, const uint8_t *b, int32_t sb) {
-  v128_t v = wasm_i16x8_splat(0);
-  v = wasm_v128_load16_lane(a, v, 0);
-  v = wasm_v128_load16_lane(a + sa, v, 1);
-  v = wasm_v128_load16_lane(a + 2 * sa, v, 2);
-  v = wasm_v128_load16_lane(a + 3 * sa, v, 3);
-  v = wasm_v128_load16_lane(b, v, 4);
-  v = wasm_v128_load16_lane(b + sb, v, 5);
-  v = wasm_v128_load16_lane(b + 2 * sb, v, 6);
-  v = wasm_v128_load16_lane(b + 3 * sb, v, 7);
+// Four binary16 values at p, p + s, p + 2 s, p + 3 s in the high halves of the i32 lanes
+// (h << 16; the low halves are left unset and ignored by f16hi_finite_to_f32).
+SY_INLINE v128_t load_f16x4_hi(const uint8_t *p, int32_t s) {
+  v128_t v = wasm_i32x4_splat(0);
+  v = wasm_v128_load16_lane(p, v, 1);
+  v = wasm_v128_load16_lane(p + s, v, 3);
+  v = wasm_v128_load16_lane(p + 2 * s, v, 5);
+  v = wasm_v128_load16_lane(p + 3 * s, v, 7);
   return v;
 }
 
-// Four finite binary16 values, sign-extended in the i32 lanes of h, to float32, exactly:
-// sign | exponent | mantissa moved to float32's positions, then a multiplication by 2^112
-// re-biases the exponent (exact; it also normalises subnormals and keeps the sign).
-SY_INLINE v128_t f16x4_finite_to_f32(v128_t h) {
-  v128_t bits = wasm_v128_and(wasm_i32x4_shl(h, 13), wasm_i32x4_splat((int32_t)0x8fffe000u));
+// Four finite binary16 values from load_f16x4_hi to float32, exactly: an arithmetic shift
+// right by 3 puts sign | exponent | mantissa at float32's positions (the mask clears the
+// copies of the sign and the low half), then a multiplication by 2^112 re-biases the
+// exponent (exact; it also normalises subnormals and keeps the sign).
+SY_INLINE v128_t f16hi_finite_to_f32(v128_t h) {
+  v128_t bits = wasm_v128_and(wasm_i32x4_shr(h, 3), wasm_i32x4_splat((int32_t)0x8fffe000u));
   return wasm_f32x4_mul(bits, wasm_i32x4_splat(0x77800000));
-}
-
-// Lanes 0-3 times lanes 4-7 of eight finite binary16 values, as floats.
-SY_INLINE v128_t f16x8_products(v128_t h) {
-  return wasm_f32x4_mul(f16x4_finite_to_f32(wasm_i32x4_extend_low_i16x8(h)),
-                        f16x4_finite_to_f32(wasm_i32x4_extend_high_i16x8(h)));
 }
 
 // [Σa, Σb, Σc, Σd] from four vectors of partial sums (integer: order does not matter).
@@ -75,6 +69,20 @@ SY_INLINE v128_t hsum4_i32(v128_t a, v128_t b, v128_t c, v128_t d) {
   v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
   v128_t cd = wasm_i32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
   return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+// The same from i16x8 partial sums: level 2 adds lanes in i16 twice (|lane| <= 8191), level
+// 1 once (|lane| <= 16383), then widens; fewer widening steps than one per block.
+SY_INLINE v128_t hsum4_i16(int level, v128_t a, v128_t b, v128_t c, v128_t d) {
+  v128_t ab = wasm_i16x8_add(wasm_i64x2_shuffle(a, b, 0, 2), wasm_i64x2_shuffle(a, b, 1, 3));  // [a a b b]
+  v128_t cd = wasm_i16x8_add(wasm_i64x2_shuffle(c, d, 0, 2), wasm_i64x2_shuffle(c, d, 1, 3));
+  if (level == 2) {
+    v128_t r = wasm_i16x8_add(wasm_i32x4_shuffle(ab, cd, 0, 2, 4, 6), wasm_i32x4_shuffle(ab, cd, 1, 3, 5, 7));
+    return wasm_i32x4_extadd_pairwise_i16x8(r);
+  }
+  ab = wasm_i32x4_extadd_pairwise_i16x8(ab);  // [a a b b] in i32
+  cd = wasm_i32x4_extadd_pairwise_i16x8(cd);
+  return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 2, 4, 6), wasm_i32x4_shuffle(ab, cd, 1, 3, 5, 7));
 }
 
 // 16 bytes of packed nibbles: element j (0..15) is the low nibble of byte j, element
@@ -116,63 +124,81 @@ SY_INLINE v128_t dot_i8_wide(v128_t a, v128_t b, v128_t acc) {
 #endif
 
 // ---- per-block integer dot products -----------------------------------------------
-// Each returns an i32x4 whose lanes add up to the block's exact isum, in both builds and
-// for any bytes, except IQ4_NL's relaxed path, which needs activation codes != -128. The
+// Each returns a vector whose lanes add up to the block's exact isum (+ SUMK Σq), in both
+// builds and for any bytes: i32x4 lanes where T_I16 is 0, else i16x8 lanes small enough
+// that T_I16 rounds of pairwise i16 additions stay in range (1: |lane| <= 16383, 2: <= 8191;
+// see hsum4_i16), except IQ4_NL's relaxed path, which needs activation codes != -128. The
 // quantizer writes -128 only for a block with d = 0 (max|x| < 127 / FLT_MAX, where the
 // term is 0 whatever isum is) or with an infinite or NaN input (see quantize_q8).
 // Relaxed builds keep the unsigned operand of the i7 dot in [0, 127] (deterministic) and
 // every i16 lane in range (no saturation); the bounds are noted per type.
 
-// Q4_0: Σ (c - 8) x. Relaxed: Σ c x - 8 Σ x, both with unsigned codes as the i7 operand.
+// Q4_0: Σ (c - 8) x = Σ c x - 8 Σq: the lanes give Σ c x with unsigned codes c (the i7
+// operand); the driver subtracts 8 Σq (Q4_0_SUMK) with the precomputed activation sums.
+#define Q4_0_SUMK 8
+#ifdef SY_RELAXED
+#define Q4_0_I16 2
+#else
+#define Q4_0_I16 0
+#endif
 SY_INLINE v128_t q4_0_block(const uint8_t *w, const uint8_t *x) {
   v128_t lo, hi;
   nibbles(w + 2, &lo, &hi);
   v128_t x0 = wasm_v128_load(x + 2), x1 = wasm_v128_load(x + 18);
 #ifdef SY_RELAXED
-  // i16 lanes: |Σ c x| <= 4 * 128 * 15 = 7680, |8 Σ x| <= 4 * 8 * 128 = 4096.
-  v128_t eight = wasm_i8x16_splat(8);
-  v128_t p = wasm_i16x8_add(DOT16(x0, lo), DOT16(x1, hi));
-  v128_t s = wasm_i16x8_add(DOT16(x0, eight), DOT16(x1, eight));
-  return wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_sub(p, s));
-#else
-  v128_t eight = wasm_i8x16_splat(8);
-  v128_t acc = dot_i8_wide(x0, wasm_i8x16_sub(lo, eight), wasm_i32x4_splat(0));
-  return dot_i8_wide(x1, wasm_i8x16_sub(hi, eight), acc);
-#endif
-}
-
-// Q4_1: Σ c x, codes 0..15.
-SY_INLINE v128_t q4_1_block(const uint8_t *w, const uint8_t *x) {
-  v128_t lo, hi;
-  nibbles(w + 4, &lo, &hi);
-  v128_t x0 = wasm_v128_load(x + 4), x1 = wasm_v128_load(x + 20);
-#ifdef SY_RELAXED
-  return wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_add(DOT16(x0, lo), DOT16(x1, hi)));  // <= 7680
+  return wasm_i16x8_add(DOT16(x0, lo), DOT16(x1, hi));  // i16 lanes, <= 7680
 #else
   return dot_i8_wide(x1, hi, dot_i8_wide(x0, lo, wasm_i32x4_splat(0)));
 #endif
 }
 
-// Q5_0: Σ (c - 16) x with c = low4 + 16 * fifth bit, i.e. Σ low4 x - 16 Σ_(fifth bit clear) x.
+// Q4_1: Σ c x, codes 0..15.
+#define Q4_1_SUMK 0
+#ifdef SY_RELAXED
+#define Q4_1_I16 2
+#else
+#define Q4_1_I16 0
+#endif
+SY_INLINE v128_t q4_1_block(const uint8_t *w, const uint8_t *x) {
+  v128_t lo, hi;
+  nibbles(w + 4, &lo, &hi);
+  v128_t x0 = wasm_v128_load(x + 4), x1 = wasm_v128_load(x + 20);
+#ifdef SY_RELAXED
+  return wasm_i16x8_add(DOT16(x0, lo), DOT16(x1, hi));  // i16 lanes, <= 7680
+#else
+  return dot_i8_wide(x1, hi, dot_i8_wide(x0, lo, wasm_i32x4_splat(0)));
+#endif
+}
+
+// Q5_0: Σ (c - 16) x = Σ c x - 16 Σq with c = low4 + 16 * fifth bit in 0..31 (the driver
+// subtracts 16 Σq).
+#define Q5_0_SUMK 16
+#ifdef SY_RELAXED
+#define Q5_0_I16 1
+#else
+#define Q5_0_I16 0
+#endif
 SY_INLINE v128_t q5_0_block(const uint8_t *w, const uint8_t *x) {
   v128_t lo, hi, h0, h1;
   nibbles(w + 6, &lo, &hi);
   fifth_bits(w + 2, &h0, &h1);
-  v128_t x0 = wasm_v128_load(x + 2), x1 = wasm_v128_load(x + 18);
   v128_t sixteen = wasm_i8x16_splat(16);
-  v128_t n0 = wasm_v128_andnot(sixteen, h0), n1 = wasm_v128_andnot(sixteen, h1);  // 16 where the bit is clear
+  v128_t c0 = wasm_v128_or(lo, wasm_v128_and(h0, sixteen)), c1 = wasm_v128_or(hi, wasm_v128_and(h1, sixteen));
+  v128_t x0 = wasm_v128_load(x + 2), x1 = wasm_v128_load(x + 18);
 #ifdef SY_RELAXED
-  // i16 lanes: |Σ low4 x| <= 4 * 128 * 15 = 7680, |Σ n x| <= 4 * 128 * 16 = 8192.
-  v128_t p = wasm_i16x8_add(DOT16(x0, lo), DOT16(x1, hi));
-  v128_t s = wasm_i16x8_add(DOT16(x0, n0), DOT16(x1, n1));
-  return wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_sub(p, s));
+  return wasm_i16x8_add(DOT16(x0, c0), DOT16(x1, c1));  // i16 lanes, <= 15872
 #else
-  v128_t c0 = wasm_i8x16_sub(lo, n0), c1 = wasm_i8x16_sub(hi, n1);
   return dot_i8_wide(x1, c1, dot_i8_wide(x0, c0, wasm_i32x4_splat(0)));
 #endif
 }
 
 // Q5_1: Σ c x, codes 0..31.
+#define Q5_1_SUMK 0
+#ifdef SY_RELAXED
+#define Q5_1_I16 1
+#else
+#define Q5_1_I16 0
+#endif
 SY_INLINE v128_t q5_1_block(const uint8_t *w, const uint8_t *x) {
   v128_t lo, hi, h0, h1;
   nibbles(w + 8, &lo, &hi);
@@ -181,7 +207,7 @@ SY_INLINE v128_t q5_1_block(const uint8_t *w, const uint8_t *x) {
   v128_t c0 = wasm_v128_or(lo, wasm_v128_and(h0, sixteen)), c1 = wasm_v128_or(hi, wasm_v128_and(h1, sixteen));
   v128_t x0 = wasm_v128_load(x + 4), x1 = wasm_v128_load(x + 20);
 #ifdef SY_RELAXED
-  return wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_add(DOT16(x0, c0), DOT16(x1, c1)));  // <= 15872
+  return wasm_i16x8_add(DOT16(x0, c0), DOT16(x1, c1));  // i16 lanes, <= 15872
 #else
   return dot_i8_wide(x1, c1, dot_i8_wide(x0, c0, wasm_i32x4_splat(0)));
 #endif
@@ -189,6 +215,8 @@ SY_INLINE v128_t q5_1_block(const uint8_t *w, const uint8_t *x) {
 
 // Q8_0 x Q8_0: Σ w x. Weights may hold -128 and both operands are signed, so neither
 // fits the relaxed i7 operand: widening products in both builds.
+#define Q8_0_SUMK 0
+#define Q8_0_I16 0
 SY_INLINE v128_t q8_0_block(const uint8_t *w, const uint8_t *x) {
   v128_t acc = dot_i8_wide(wasm_v128_load(w + 2), wasm_v128_load(x + 2), wasm_i32x4_splat(0));
   return dot_i8_wide(wasm_v128_load(w + 18), wasm_v128_load(x + 18), acc);
@@ -196,6 +224,8 @@ SY_INLINE v128_t q8_0_block(const uint8_t *w, const uint8_t *x) {
 
 // IQ4_NL: Σ T[c] x. Relaxed: the level's magnitude |T[c]| <= 127 is the i7 operand and its
 // sign moves onto x (T[c] < 0 exactly for c < 8); i16 lanes <= 2 * 128 * 127.
+#define IQ4_NL_SUMK 0
+#define IQ4_NL_I16 0
 SY_INLINE v128_t iq4_nl_block(const uint8_t *w, const uint8_t *x) {
   v128_t lo, hi;
   nibbles(w + 2, &lo, &hi);
@@ -213,18 +243,23 @@ SY_INLINE v128_t iq4_nl_block(const uint8_t *w, const uint8_t *x) {
 #endif
 }
 
-// MXFP4: Σ K[c] x with the doubled E2M1 levels K. Relaxed: Σ (K[c] + 12) x - 12 Σ x.
+// MXFP4: Σ K[c] x with the doubled E2M1 levels K. Relaxed: Σ (K[c] + 12) x - 12 Σq (the
+// driver subtracts 12 Σq).
+#ifdef SY_RELAXED
+#define MXFP4_SUMK 12
+#define MXFP4_I16 1
+#else
+#define MXFP4_SUMK 0
+#define MXFP4_I16 0
+#endif
 SY_INLINE v128_t mxfp4_block(const uint8_t *w, const uint8_t *x) {
   v128_t lo, hi;
   nibbles(w + 1, &lo, &hi);
   v128_t x0 = wasm_v128_load(x + 2), x1 = wasm_v128_load(x + 18);
 #ifdef SY_RELAXED
-  // i16 lanes: |Σ (K + 12) x| <= 4 * 128 * 24 = 12288, |12 Σ x| <= 6144.
+  // i16 lanes: |Σ (K + 12) x| <= 4 * 128 * 24 = 12288.
   v128_t shifted = wasm_i8x16_const(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
-  v128_t twelve = wasm_i8x16_splat(12);
-  v128_t p = wasm_i16x8_add(DOT16(x0, TBL16(shifted, lo)), DOT16(x1, TBL16(shifted, hi)));
-  v128_t s = wasm_i16x8_add(DOT16(x0, twelve), DOT16(x1, twelve));
-  return wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_sub(p, s));
+  return wasm_i16x8_add(DOT16(x0, TBL16(shifted, lo)), DOT16(x1, TBL16(shifted, hi)));
 #else
   v128_t levels = wasm_v128_load(MXFP4_LEVELS);
   return dot_i8_wide(x1, TBL16(levels, hi), dot_i8_wide(x0, TBL16(levels, lo), wasm_i32x4_splat(0)));
@@ -232,12 +267,15 @@ SY_INLINE v128_t mxfp4_block(const uint8_t *w, const uint8_t *x) {
 }
 
 // ---- the dot-product driver -----------------------------------------------------------
-// Four blocks per step: their integer sums side by side (hsum4_i32), their scales converted
-// and multiplied four at a time, the four terms added to the four lanes of acc (= acc[b % 4]).
-// The fast scale conversion is exact for finite fp16 values only; instead of a branch per
-// step (measured 15% slower), each step keeps the largest fp16 exponent field seen, and a
-// row with an infinite or NaN scale is recomputed by the exact one-block-at-a-time loop,
-// which has the same float order. Leftover blocks (nb % 4) take that loop too.
+// Four blocks per step: their integer sums side by side (hsum4_i32, minus SUMK Σq where the
+// block function leaves that out), the four activation scales dx (and Q8_1's s) by one
+// load each from the row's side arrays, the four weight scales converted at once, and the
+// four terms added to the four lanes of acc (= acc[b % 4]). The fast weight scale conversion
+// is exact for finite fp16 values only; instead of a branch per step (measured 15% slower),
+// each step keeps the largest fp16 exponent field seen, and a row with an infinite or NaN
+// weight scale is recomputed by the exact one-block-at-a-time loop, which has the same float
+// order. Leftover blocks (nb % 4) take that loop too. (The activation floats are exact for
+// any fp16 value: the quantizer converts them with sy_f16_to_f32.)
 
 SY_INLINE v128_t e8m0x4_half(const uint8_t *w) {
   v128_t e = wasm_i32x4_splat(0);
@@ -250,68 +288,98 @@ SY_INLINE v128_t e8m0x4_half(const uint8_t *w) {
   return wasm_v128_bitselect(normal, tiny, wasm_i32x4_gt(e, wasm_i32x4_splat(1)));
 }
 
+SY_INLINE float load_f32(const uint8_t *p) {
+  float v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
+SY_INLINE int32_t load_i32(const uint8_t *p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
 // T: type name; WB / XB: weight / activation block bytes; MIN: 1 for Q4_1 / Q5_1 (fp16 m at
-// wb + 2, fp16 s at xb + 2); E8M0: 1 for MXFP4 (E8M0 exponent at wb, no fp16 weight scale).
-#define DEFINE_VEC_DOT(T, WB, XB, MIN, E8M0)                                                        \
+// wb + 2; the activation's s in the second side array); E8M0: 1 for MXFP4 (E8M0 exponent at
+// wb, no fp16 weight scale); SUMK: T##_block's lanes add up to isum + SUMK Σq; I16: the kind
+// of lanes T##_block returns (0: i32x4; 1, 2: i16x8, the hsum4_i16 level).
+// Side arrays of the activation row (types.h): xd = float d[nb4], x2 = int32 Σq[nb4] (Q8_0)
+// or float s[nb4] (Q8_1).
+#define DEFINE_VEC_DOT(T, WB, XB, MIN, E8M0, SUMK, I16)                                                  \
   SY_INLINE float T##_scale1(const uint8_t *wb) {                                                    \
     return E8M0 ? e8m0_half(wb[0]) : sy_f16_to_f32(sy_load_u16(wb));                                 \
   }                                                                                                  \
   /* blocks [b, nb) one at a time into a[b % 4], exact for any scale */                             \
-  SY_INLINE void T##_blocks1(int32_t b, int32_t nb, const uint8_t *w, const uint8_t *xq, float *a) { \
+  SY_INLINE void T##_blocks1(int32_t b, int32_t nb, const uint8_t *w, const uint8_t *xq,            \
+                             const uint8_t *xd, const uint8_t *x2, float *a) {                       \
     for (; b < nb; b++) {                                                                            \
       const uint8_t *wb = w + (size_t)b * (WB), *xb = xq + (size_t)b * (XB);                         \
-      float isum = (float)sy_hsum_i32x4(T##_block(wb, xb));                                          \
-      float term = (T##_scale1(wb) * sy_f16_to_f32(sy_load_u16(xb))) * isum;                         \
-      if (MIN) term = term + sy_f16_to_f32(sy_load_u16(wb + 2)) * sy_f16_to_f32(sy_load_u16(xb + 2)); \
+      v128_t p = T##_block(wb, xb);                                                                  \
+      int32_t is = sy_hsum_i32x4(I16 ? wasm_i32x4_extadd_pairwise_i16x8(p) : p);                 \
+      if (SUMK) is -= SUMK * load_i32(x2 + 4 * b);                                                   \
+      float term = (T##_scale1(wb) * load_f32(xd + 4 * b)) * (float)is;                              \
+      if (MIN) term = term + sy_f16_to_f32(sy_load_u16(wb + 2)) * load_f32(x2 + 4 * b);             \
       a[b & 3] = a[b & 3] + term;                                                                    \
     }                                                                                                \
   }                                                                                                  \
-  __attribute__((noinline)) static float T##_dot_exact(int32_t n, const uint8_t *w, const uint8_t *xq) { \
+  __attribute__((noinline)) static float T##_dot_exact(int32_t nb, const uint8_t *w, const uint8_t *xq, \
+                                                       const uint8_t *xd, const uint8_t *x2) {       \
     float a[4] = {0, 0, 0, 0};                                                                       \
-    T##_blocks1(0, n / 32, w, xq, a);                                                                \
+    T##_blocks1(0, nb, w, xq, xd, x2, a);                                                            \
     return (a[0] + a[1]) + (a[2] + a[3]);                                                            \
   }                                                                                                  \
   float sy_vec_dot_##T(int32_t n, const uint8_t *w, const uint8_t *xq) {                             \
     int32_t nb = n / 32, b = 0;                                                                      \
-    v128_t acc = wasm_f32x4_splat(0.0f), emax = wasm_i16x8_splat(0);                                 \
-    v128_t efield = wasm_i16x8_splat(0x7c00);                                                        \
+    const uint8_t *xd = xq + SY_Q8_SIDE(nb, XB), *x2 = xd + 4 * SY_Q8_NB4(nb);                       \
+    v128_t acc = wasm_f32x4_splat(0.0f), emax = wasm_i32x4_splat(0);                                 \
+    v128_t efield = wasm_i32x4_splat(0x7c000000);                                                    \
     const uint8_t *wb = w, *xb = xq;                                                                 \
     for (; b + 4 <= nb; b += 4, wb += 4 * (WB), xb += 4 * (XB)) {                                    \
       v128_t i0 = T##_block(wb, xb), i1 = T##_block(wb + (WB), xb + (XB));                           \
       v128_t i2 = T##_block(wb + 2 * (WB), xb + 2 * (XB)), i3 = T##_block(wb + 3 * (WB), xb + 3 * (XB)); \
-      v128_t isum = wasm_f32x4_convert_i32x4(hsum4_i32(i0, i1, i2, i3));                            \
-      v128_t h = E8M0 ? load_f16x8(xb, XB, xb, XB) : load_f16x8(wb, WB, xb, XB);                     \
-      emax = wasm_u16x8_max(emax, wasm_v128_and(h, efield));                                         \
-      v128_t dx = f16x4_finite_to_f32(wasm_i32x4_extend_high_i16x8(h));                              \
-      v128_t dw = E8M0 ? e8m0x4_half(wb) : f16x4_finite_to_f32(wasm_i32x4_extend_low_i16x8(h));      \
-      v128_t term = wasm_f32x4_mul(wasm_f32x4_mul(dw, dx), isum);                                    \
+      v128_t is = I16 ? hsum4_i16(I16, i0, i1, i2, i3) : hsum4_i32(i0, i1, i2, i3);          \
+      __asm__ __volatile__("" ::: "memory"); /* keep the scale loads below: fewer live registers */ \
+      if (SUMK) is = wasm_i32x4_sub(is, wasm_i32x4_mul(wasm_v128_load(x2 + 4 * b), wasm_i32x4_splat(SUMK))); \
+      v128_t dw;                                                                                     \
+      if (E8M0) {                                                                                    \
+        dw = e8m0x4_half(wb);                                                                        \
+      } else {                                                                                       \
+        v128_t h = load_f16x4_hi(wb, WB);                                                            \
+        emax = wasm_u32x4_max(emax, wasm_v128_and(h, efield));                                       \
+        dw = f16hi_finite_to_f32(h);                                                                 \
+      }                                                                                              \
+      v128_t dx = wasm_v128_load(xd + 4 * b);                                                        \
+      v128_t term = wasm_f32x4_mul(wasm_f32x4_mul(dw, dx), wasm_f32x4_convert_i32x4(is));            \
       if (MIN) {                                                                                     \
-        v128_t ms = load_f16x8(wb + 2, WB, xb + 2, XB);                                              \
-        emax = wasm_u16x8_max(emax, wasm_v128_and(ms, efield));                                      \
-        term = wasm_f32x4_add(term, f16x8_products(ms));                                             \
+        v128_t m = load_f16x4_hi(wb + 2, WB);                                                        \
+        emax = wasm_u32x4_max(emax, wasm_v128_and(m, efield));                                       \
+        term = wasm_f32x4_add(term, wasm_f32x4_mul(f16hi_finite_to_f32(m), wasm_v128_load(x2 + 4 * b))); \
       }                                                                                              \
       acc = wasm_f32x4_add(acc, term);                                                               \
     }                                                                                                \
-    if (__builtin_expect(wasm_v128_any_true(wasm_i16x8_eq(emax, efield)), 0)) return T##_dot_exact(n, w, xq); \
+    if (__builtin_expect(wasm_v128_any_true(wasm_i32x4_eq(emax, efield)), 0)) {                      \
+      return T##_dot_exact(nb, w, xq, xd, x2);                                                       \
+    }                                                                                                \
     float a[4];                                                                                      \
     wasm_v128_store(a, acc);                                                                         \
-    T##_blocks1(b, nb, w, xq, a);                                                                    \
+    T##_blocks1(b, nb, w, xq, xd, x2, a);                                                            \
     return (a[0] + a[1]) + (a[2] + a[3]);                                                            \
   }
 
 // ggml: "sumf += sumi*GGML_CPU_FP16_TO_FP32(x[ib].d)*GGML_CPU_FP16_TO_FP32(y[ib].d);" (Q4_0)
-DEFINE_VEC_DOT(q4_0, 18, Q8_0_BYTES, 0, 0)
+DEFINE_VEC_DOT(q4_0, 18, Q8_0_BYTES, 0, 0, Q4_0_SUMK, Q4_0_I16)
 // ggml: "sumf += (GGML_CPU_FP16_TO_FP32(x[ib].d)*GGML_CPU_FP16_TO_FP32(y[ib].d))*sumi
 //        + GGML_CPU_FP16_TO_FP32(x[ib].m)*GGML_CPU_FP16_TO_FP32(y[ib].s);" (Q4_1, Q5_1)
-DEFINE_VEC_DOT(q4_1, 20, Q8_1_BYTES, 1, 0)
-DEFINE_VEC_DOT(q5_0, 22, Q8_0_BYTES, 0, 0)
-DEFINE_VEC_DOT(q5_1, 24, Q8_1_BYTES, 1, 0)
+DEFINE_VEC_DOT(q4_1, 20, Q8_1_BYTES, 1, 0, Q4_1_SUMK, Q4_1_I16)
+DEFINE_VEC_DOT(q5_0, 22, Q8_0_BYTES, 0, 0, Q5_0_SUMK, Q5_0_I16)
+DEFINE_VEC_DOT(q5_1, 24, Q8_1_BYTES, 1, 0, Q5_1_SUMK, Q5_1_I16)
 // ggml: "sumf += sumi*(GGML_CPU_FP16_TO_FP32(x[ib].d)*GGML_CPU_FP16_TO_FP32(y[ib].d));"
-DEFINE_VEC_DOT(q8_0, 34, Q8_0_BYTES, 0, 0)
-DEFINE_VEC_DOT(iq4_nl, 18, Q8_0_BYTES, 0, 0)
+DEFINE_VEC_DOT(q8_0, 34, Q8_0_BYTES, 0, 0, Q8_0_SUMK, Q8_0_I16)
+DEFINE_VEC_DOT(iq4_nl, 18, Q8_0_BYTES, 0, 0, IQ4_NL_SUMK, IQ4_NL_I16)
 // ggml: "const float d = GGML_CPU_FP16_TO_FP32(y[ib].d)*GGML_E8M0_TO_FP32_HALF(x[ib].e);
 //        ... sumf += d * (sumi1 + sumi2);"
-DEFINE_VEC_DOT(mxfp4, 17, Q8_0_BYTES, 0, 1)
+DEFINE_VEC_DOT(mxfp4, 17, Q8_0_BYTES, 0, 1, MXFP4_SUMK, MXFP4_I16)
 
 // ---- dequantization ---------------------------------------------------------------------
 // Every product below is exact (README "Numerics"); the only rounding is Q4_1 / Q5_1's
@@ -428,7 +496,8 @@ void sy_dequant_mxfp4(const uint8_t *x, float *y, int32_t n) {
 // the unrounded d times the int32 sum of the codes before packing (wrapping).
 // fp16 conversion: F16C round to nearest even (sy_f32_to_f16). NaN inputs are not
 // reproduced (x86 max_ps and wasm max treat NaN differently).
-SY_INLINE void quantize_q8(const float *x, uint8_t *qs, float *d_out, int32_t *sum_out) {
+// Also returns in *qsum_out the sum of the stored (saturated) int8 codes, for the side array.
+SY_INLINE void quantize_q8(const float *x, uint8_t *qs, float *d_out, int32_t *sum_out, int32_t *qsum_out) {
   v128_t v[8];
   v128_t amax = wasm_f32x4_splat(0);
   for (int k = 0; k < 8; k++) {
@@ -453,6 +522,8 @@ SY_INLINE void quantize_q8(const float *x, uint8_t *qs, float *d_out, int32_t *s
   v128_t b = wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(q[4], q[5]), wasm_i16x8_narrow_i32x4(q[6], q[7]));
   wasm_v128_store(qs, a);
   wasm_v128_store(qs + 16, b);
+  *qsum_out = sy_hsum_i32x4(wasm_i32x4_extadd_pairwise_i16x8(
+      wasm_i16x8_add(wasm_i16x8_extadd_pairwise_i8x16(a), wasm_i16x8_extadd_pairwise_i8x16(b))));
   *d_out = d;
   // Lane adds wrap on overflow, as x86's do (only blocks with -2^31 codes get there).
   sum = wasm_i32x4_add(sum, wasm_i32x4_shuffle(sum, sum, 2, 3, 0, 1));
@@ -465,21 +536,48 @@ SY_INLINE void store_u16(uint8_t *p, uint16_t v) {
   p[1] = (uint8_t)(v >> 8);
 }
 
-void sy_quantize_q8_0(const float *x, uint8_t *y, int32_t n) {
-  for (int32_t b = 0; b < n / 32; b++, x += 32, y += Q8_0_BYTES) {
-    float d;
-    int32_t sum;
-    quantize_q8(x, y + 2, &d, &sum);
-    store_u16(y, sy_f32_to_f16(d));
-  }
+SY_INLINE void store_f32(uint8_t *p, float v) { __builtin_memcpy(p, &v, 4); }
+
+// Zero bytes [p, end): the padding of a dot row, so that its bytes are fully determined.
+SY_INLINE void zero_bytes(uint8_t *p, const uint8_t *end) {
+  while (p < end) *p++ = 0;
 }
 
-void sy_quantize_q8_1(const float *x, uint8_t *y, int32_t n) {
-  for (int32_t b = 0; b < n / 32; b++, x += 32, y += Q8_1_BYTES) {
+// Our Q8_0 row (types.h): ggml blocks, then float d[nb4] and int32 Σq[nb4].
+void sy_quantize_q8_0(const float *x, uint8_t *y, int32_t n) {
+  int32_t nb = n / 32, nb4 = SY_Q8_NB4(nb);
+  uint8_t *xd = y + SY_Q8_SIDE(nb, Q8_0_BYTES), *x2 = xd + 4 * nb4;
+  zero_bytes(y + nb * Q8_0_BYTES, xd);
+  for (int32_t b = 0; b < nb; b++) {
+    uint8_t *yb = y + b * Q8_0_BYTES;
     float d;
-    int32_t sum;
-    quantize_q8(x, y + 4, &d, &sum);
-    store_u16(y, sy_f32_to_f16(d));
-    store_u16(y + 2, sy_f32_to_f16(d * (float)sum));
+    int32_t sum, qsum;
+    quantize_q8(x + 32 * b, yb + 2, &d, &sum, &qsum);
+    uint16_t h = sy_f32_to_f16(d);
+    store_u16(yb, h);
+    store_f32(xd + 4 * b, sy_f16_to_f32(h));
+    __builtin_memcpy(x2 + 4 * b, &qsum, 4);
   }
+  zero_bytes(xd + 4 * nb, xd + 4 * nb4);
+  zero_bytes(x2 + 4 * nb, x2 + 4 * nb4);
+}
+
+// Our Q8_1 row (types.h): ggml blocks, then float d[nb4] and float s[nb4].
+void sy_quantize_q8_1(const float *x, uint8_t *y, int32_t n) {
+  int32_t nb = n / 32, nb4 = SY_Q8_NB4(nb);
+  uint8_t *xd = y + SY_Q8_SIDE(nb, Q8_1_BYTES), *x2 = xd + 4 * nb4;
+  zero_bytes(y + nb * Q8_1_BYTES, xd);
+  for (int32_t b = 0; b < nb; b++) {
+    uint8_t *yb = y + b * Q8_1_BYTES;
+    float d;
+    int32_t sum, qsum;
+    quantize_q8(x + 32 * b, yb + 4, &d, &sum, &qsum);
+    uint16_t hd = sy_f32_to_f16(d), hs = sy_f32_to_f16(d * (float)sum);
+    store_u16(yb, hd);
+    store_u16(yb + 2, hs);
+    store_f32(xd + 4 * b, sy_f16_to_f32(hd));
+    store_f32(x2 + 4 * b, sy_f16_to_f32(hs));
+  }
+  zero_bytes(xd + 4 * nb, xd + 4 * nb4);
+  zero_bytes(x2 + 4 * nb, x2 + 4 * nb4);
 }

@@ -64,6 +64,11 @@ void sy_quantize_rows(int ith, int nth, int32_t dot_type, const float *x, uint8_
 int32_t sy_dot_row_bytes(int32_t dot_type, int32_t n) {
   // F16/BF16 activations are kept as float32 values rounded to that precision (float.c).
   if (dot_type == SY_F32 || dot_type == SY_F16 || dot_type == SY_BF16) return 4 * n;
+  // Q8_0 / Q8_1: ggml blocks, then the per-block float scales and sums (types.h).
+  if (dot_type == SY_Q8_0 || dot_type == SY_Q8_1) {
+    int32_t nb = n / QK8_0;
+    return SY_Q8_SIDE(nb, dot_block_bytes(dot_type)) + 8 * SY_Q8_NB4(nb);
+  }
   return n / dot_block_elems(dot_type) * dot_block_bytes(dot_type);
 }
 

@@ -15,6 +15,12 @@ enum {
 #define QK8_0 32
 #define Q8_0_BYTES 34  // fp16 d, int8 qs[32]
 #define Q8_1_BYTES 36  // fp16 d, fp16 s = d * sum(qs), int8 qs[32]
+// Our Q8_0 / Q8_1 activation rows (sy_dot_row_bytes) hold, after the nb ggml blocks and
+// zero padding to SY_Q8_SIDE(nb, block bytes), two arrays of SY_Q8_NB4(nb) four-byte values
+// (tails zero): the block scales d as float32, then (Q8_0) the int32 sums of the stored
+// codes or (Q8_1) the s values as float32. Work the same for every weight row, done once.
+#define SY_Q8_SIDE(nb, bb) ((((nb) * (bb)) + 15) & ~15)
+#define SY_Q8_NB4(nb) (((nb) + 3) & ~3)
 #define QK_K 256
 #define Q8_K_BYTES 292  // float d, int8 qs[256], int16 bsums[16]
 
