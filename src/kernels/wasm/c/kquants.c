@@ -31,17 +31,6 @@
 #define Q8K_QS(p) ((const int8_t *)((p) + 4))
 #define Q8K_BSUMS(p) ((const int16_t *)((p) + 260))
 
-SY_INLINE float q8k_d(const uint8_t *p) {
-  float d;
-  __builtin_memcpy(&d, p, 4);
-  return d;
-}
-
-SY_INLINE uint32_t ld32(const uint8_t *p) {
-  uint32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
-}
 
 // fp16 -> float32, exact: the 15 magnitude bits placed at float32's exponent/mantissa
 // boundary and scaled by 2^112 (exact, and it normalises fp16 subnormals); inf/NaN apart.
@@ -192,7 +181,7 @@ float sy_vec_dot_q2_k(int32_t n, const uint8_t *w, const uint8_t *xq) {
 #undef Q2K_SUB
     int32_t isum, summs;
     hsum2(acc, macc, &isum, &summs);
-    const float yd = q8k_d(xq);
+    const float yd = sy_load_f32(xq);
     const float dx = yd * fp16_at(w + 80), dm = yd * fp16_at(w + 82);
     sumf = sumf + (dx * (float)isum - dm * (float)summs);
   }
@@ -207,7 +196,7 @@ float sy_vec_dot_q2_k(int32_t n, const uint8_t *w, const uint8_t *xq) {
 //   aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
 //   aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
 SY_INLINE v128_t q3k_scales(const uint8_t *sc) {
-  uint32_t a0 = ld32(sc), a1 = ld32(sc + 4), t = ld32(sc + 8);
+  uint32_t a0 = sy_load_u32(sc), a1 = sy_load_u32(sc + 4), t = sy_load_u32(sc + 8);
   uint32_t s0 = (a0 & 0x0f0f0f0f) | ((t & 0x03030303) << 4);
   uint32_t s1 = (a1 & 0x0f0f0f0f) | (((t >> 2) & 0x03030303) << 4);
   uint32_t s2 = ((a0 >> 4) & 0x0f0f0f0f) | (((t >> 4) & 0x03030303) << 4);
@@ -263,7 +252,7 @@ float sy_vec_dot_q3_k(int32_t n, const uint8_t *w, const uint8_t *xq) {
 #undef Q3K_SUB
     acc = wasm_i32x4_sub(acc, wasm_i32x4_shl(off, 2));
     const int32_t isum = sy_hsum_i32x4(acc);
-    const float dx = q8k_d(xq) * fp16_at(w + 108);
+    const float dx = sy_load_f32(xq) * fp16_at(w + 108);
     sumf = sumf + dx * (float)isum;
   }
   return sumf;
@@ -275,7 +264,7 @@ float sy_vec_dot_q3_k(int32_t n, const uint8_t *w, const uint8_t *xq) {
 //   if (j < 4) { *d = q[j] & 63; *m = q[j + 4] & 63; }
 //   else { *d = (q[j+4] & 0xF) | ((q[j-4] >> 6) << 4); *m = (q[j+4] >> 4) | ((q[j-0] >> 6) << 4); }
 SY_INLINE v128_t k4_scales_mins(const uint8_t *sm) {
-  uint32_t a0 = ld32(sm), a1 = ld32(sm + 4), a2 = ld32(sm + 8);
+  uint32_t a0 = sy_load_u32(sm), a1 = sy_load_u32(sm + 4), a2 = sy_load_u32(sm + 8);
   uint32_t s_lo = a0 & 0x3f3f3f3f;
   uint32_t s_hi = (a2 & 0x0f0f0f0f) | (((a0 >> 6) & 0x03030303) << 4);
   uint32_t m_lo = a1 & 0x3f3f3f3f;
@@ -352,7 +341,7 @@ void sy_dequant_q5_k(const uint8_t *x, float *y, int32_t n) {
     K4_CHUNK(0, Q5) K4_CHUNK(1, Q5) K4_CHUNK(2, Q5) K4_CHUNK(3, Q5)              \
     int32_t isum, summs;                                                         \
     hsum2(acc, macc, &isum, &summs);                                             \
-    const float yd = q8k_d(xq);                                                  \
+    const float yd = sy_load_f32(xq);                                                  \
     const float dx = yd * fp16_at(w), dm = yd * fp16_at(w + 2);                  \
     sumf = sumf + (dx * (float)isum - dm * (float)summs);                        \
   }                                                                              \
@@ -417,7 +406,7 @@ float sy_vec_dot_q6_k(int32_t n, const uint8_t *w, const uint8_t *xq) {
 #undef Q6K_SUB
     acc = wasm_i32x4_sub(acc, wasm_i32x4_shl(off, 5));
     const int32_t isum = sy_hsum_i32x4(acc);
-    const float dx = q8k_d(xq) * fp16_at(w + 208);
+    const float dx = sy_load_f32(xq) * fp16_at(w + 208);
     sumf = sumf + dx * (float)isum;
   }
   return sumf;
@@ -483,7 +472,7 @@ float sy_vec_dot_iq4_xs(int32_t n, const uint8_t *w, const uint8_t *xq) {
     IQ4_SUB(0) IQ4_SUB(1) IQ4_SUB(2) IQ4_SUB(3) IQ4_SUB(4) IQ4_SUB(5) IQ4_SUB(6) IQ4_SUB(7)
 #undef IQ4_SUB
     const int32_t isum = sy_hsum_i32x4(acc);
-    const float dx = q8k_d(xq) * fp16_at(w);
+    const float dx = sy_load_f32(xq) * fp16_at(w);
     sumf = sumf + dx * (float)isum;
   }
   return sumf;
@@ -547,11 +536,11 @@ float sy_vec_dot_tq1_0(int32_t n, const uint8_t *w, const uint8_t *xq) {
       p0 = times3(p0), p1 = times3(p1), p2 = times3(p2);
     }
     // qh: the four bytes in every 32-bit lane, lane k multiplied by 3^k (elements 240 + 4k + m).
-    v128_t h1 = wasm_i32x4_splat((int32_t)ld32(w + 48)), h3 = times3(h1), h9 = times3(h3), h27 = times3(h9);
+    v128_t h1 = wasm_i32x4_splat((int32_t)sy_load_u32(w + 48)), h3 = times3(h1), h9 = times3(h3), h27 = times3(h9);
     v128_t hp = wasm_i32x4_shuffle(wasm_i32x4_shuffle(h1, h3, 0, 5, 0, 0), wasm_i32x4_shuffle(h9, h27, 0, 0, 2, 7), 0, 1, 6, 7);
     acc = wasm_i16x8_add(acc, dot16(wasm_v128_load(q8 + 240), tq1_digits(hp)));
     const int32_t isum = sy_hsum_i32x4(wasm_i32x4_extadd_pairwise_i16x8(acc));
-    const float dx = q8k_d(xq) * fp16_at(w + 52);
+    const float dx = sy_load_f32(xq) * fp16_at(w + 52);
     sumf = sumf + dx * (float)isum;
   }
   return sumf;
@@ -584,7 +573,7 @@ float sy_vec_dot_tq2_0(int32_t n, const uint8_t *w, const uint8_t *xq) {
       }
     }
     const int32_t isum = sy_hsum_i32x4(wasm_i32x4_extadd_pairwise_i16x8(acc));
-    const float dx = q8k_d(xq) * fp16_at(w + 64);
+    const float dx = sy_load_f32(xq) * fp16_at(w + 64);
     sumf = sumf + dx * (float)isum;
   }
   return sumf;

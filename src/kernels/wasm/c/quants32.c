@@ -288,17 +288,6 @@ SY_INLINE v128_t e8m0x4_half(const uint8_t *w) {
   return wasm_v128_bitselect(normal, tiny, wasm_i32x4_gt(e, wasm_i32x4_splat(1)));
 }
 
-SY_INLINE float load_f32(const uint8_t *p) {
-  float v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
-}
-
-SY_INLINE int32_t load_i32(const uint8_t *p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
-}
 
 // T: type name; WB / XB: weight / activation block bytes; MIN: 1 for Q4_1 / Q5_1 (fp16 m at
 // wb + 2; the activation's s in the second side array); E8M0: 1 for MXFP4 (E8M0 exponent at
@@ -317,9 +306,9 @@ SY_INLINE int32_t load_i32(const uint8_t *p) {
       const uint8_t *wb = w + (size_t)b * (WB), *xb = xq + (size_t)b * (XB);                         \
       v128_t p = T##_block(wb, xb);                                                                  \
       int32_t is = sy_hsum_i32x4(I16 ? wasm_i32x4_extadd_pairwise_i16x8(p) : p);                 \
-      if (SUMK) is -= SUMK * load_i32(x2 + 4 * b);                                                   \
-      float term = (T##_scale1(wb) * load_f32(xd + 4 * b)) * (float)is;                              \
-      if (MIN) term = term + sy_f16_to_f32(sy_load_u16(wb + 2)) * load_f32(x2 + 4 * b);             \
+      if (SUMK) is -= SUMK * sy_load_i32(x2 + 4 * b);                                                   \
+      float term = (T##_scale1(wb) * sy_load_f32(xd + 4 * b)) * (float)is;                              \
+      if (MIN) term = term + sy_f16_to_f32(sy_load_u16(wb + 2)) * sy_load_f32(x2 + 4 * b);             \
       a[b & 3] = a[b & 3] + term;                                                                    \
     }                                                                                                \
   }                                                                                                  \

@@ -133,8 +133,21 @@ SY_INLINE uint16_t sy_f32_to_bf16(float f) {
 }
 
 SY_INLINE uint16_t sy_load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+// Little-endian loads from any byte address (wasm is little-endian; memcpy compiles to one load).
 SY_INLINE uint32_t sy_load_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+  uint32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+SY_INLINE int32_t sy_load_i32(const uint8_t *p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+SY_INLINE float sy_load_f32(const uint8_t *p) {
+  float v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
 }
 
 // ---- SIMD helpers shared by the kernel files --------------------------------
