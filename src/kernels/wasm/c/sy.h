@@ -56,6 +56,22 @@ void sy_barrier(int ith, int nth);
 
 // ---- number formats --------------------------------------------------------
 
+// The bits of a float32 and back.
+SY_INLINE uint32_t sy_f32_bits(float f) {
+  union {
+    float f;
+    uint32_t u;
+  } v = {f};
+  return v.u;
+}
+SY_INLINE float sy_bits_f32(uint32_t u) {
+  union {
+    uint32_t u;
+    float f;
+  } v = {u};
+  return v.f;
+}
+
 // IEEE binary16 -> binary32, exact, subnormals included.
 SY_INLINE float sy_f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -79,20 +95,12 @@ SY_INLINE float sy_f16_to_f32(uint16_t h) {
   } else {
     bits = sign | ((exp + (127 - 15)) << 23) | (man << 13);
   }
-  union {
-    uint32_t u;
-    float f;
-  } v = {bits};
-  return v.f;
+  return sy_bits_f32(bits);
 }
 
 // binary32 -> binary16, round to nearest even (as ggml's GGML_FP32_TO_FP16 on x86 F16C).
 SY_INLINE uint16_t sy_f32_to_f16(float f) {
-  union {
-    float f;
-    uint32_t u;
-  } v = {f};
-  uint32_t x = v.u;
+  uint32_t x = sy_f32_bits(f);
   uint32_t sign = (x >> 16) & 0x8000;
   uint32_t ax = x & 0x7fffffffu;
   if (ax >= 0x7f800000u) return (uint16_t)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 : 0));
@@ -115,21 +123,14 @@ SY_INLINE uint16_t sy_f32_to_f16(float f) {
 }
 
 SY_INLINE float sy_bf16_to_f32(uint16_t h) {
-  union {
-    uint32_t u;
-    float f;
-  } v = {(uint32_t)h << 16};
-  return v.f;
+  return sy_bits_f32((uint32_t)h << 16);
 }
 
 // binary32 -> bfloat16, round to nearest even; NaN stays NaN (ggml_compute_fp32_to_bf16).
 SY_INLINE uint16_t sy_f32_to_bf16(float f) {
-  union {
-    float f;
-    uint32_t u;
-  } v = {f};
-  if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 64);
-  return (uint16_t)((v.u + (0x7fff + ((v.u >> 16) & 1))) >> 16);
+  uint32_t u = sy_f32_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 64);
+  return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
 }
 
 SY_INLINE uint16_t sy_load_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }

@@ -13,20 +13,6 @@
 #pragma once
 #include "sy.h"
 
-SY_INLINE uint32_t sy_f32_bits(float f) {
-  union {
-    float f;
-    uint32_t u;
-  } v = {f};
-  return v.u;
-}
-SY_INLINE float sy_bits_f32(uint32_t u) {
-  union {
-    uint32_t u;
-    float f;
-  } v = {u};
-  return v.f;
-}
 
 // ---- exp -----------------------------------------------------------------------
 //
