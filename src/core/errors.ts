@@ -43,3 +43,10 @@ export class CapabilityError extends SwitchyardError {
     super('E_CAPABILITY', message);
   }
 }
+
+/** A kernel trapped (a bug: arguments are validated first). Its device cannot be used again. */
+export class KernelError extends SwitchyardError {
+  constructor(message: string) {
+    super('E_KERNEL', message);
+  }
+}

@@ -117,3 +117,40 @@ describe('thread pool', () => {
     again.dispose();
   });
 });
+
+describe('kernel failures', () => {
+  it('a trap on a worker thread is reported as a KernelError, not a hang, and the device is retired', async () => {
+    const dev = await createDevice({ kernels: 'simd128', threads: 2, heap: { maxBytes: 64 << 20 } });
+    const stderr = process.stderr.write;
+    process.stderr.write = () => true; // the worker reports its trap on stderr
+    try {
+      const a = dev.heap.arena('t');
+      const R = 256;
+      const C = 256;
+      const w = f32Tensor(a, [R, C], randomF32(R * C, 3));
+      const x = f32Tensor(a, [1, C], randomF32(C, 4));
+      const ctx = (dev.backend as unknown as { ctx: import('../../src/kernels/wasm/context.js').WasmContext }).ctx;
+      const scratch = ctx.scratch(4 * C);
+      // Bypass validation on purpose: rows 0-127 (thread 0) end at the last byte of the memory,
+      // rows 128-255 (the worker's share) lie past it, so only the worker traps.
+      const end = dev.heap.memory.buffer.byteLength;
+      const run = () => ctx.run('matmul', [end - 4 * (R / 2), w.offset, x.offset, scratch, R, C, 1, GGMLType.F32, 0], {}, 2);
+      expect(run).toThrow(/kernel 'matmul' failed on a worker thread .*dispose it and create a new one/);
+      // Any later call fails at once with the same error instead of touching a broken pool.
+      const out = f32Tensor(a, [1, R]);
+      expect(() => dev.backend.matmul(out, w, x)).toThrow(/kernel 'matmul' failed on a worker thread/);
+    } finally {
+      process.stderr.write = stderr;
+      dev.dispose();
+    }
+    // A new device works.
+    const fresh = await createDevice({ kernels: 'simd128', threads: 2, heap: { maxBytes: 16 << 20 } });
+    const a = fresh.heap.arena('t');
+    const w = f32Tensor(a, [4, 4], new Float32Array(16).fill(1));
+    const x = f32Tensor(a, [1, 4], [1, 2, 3, 4]);
+    const out = f32Tensor(a, [1, 4]);
+    fresh.backend.matmul(out, w, x);
+    expect(Array.from(out.f32())).toEqual([10, 10, 10, 10]);
+    fresh.dispose();
+  });
+});

@@ -13,6 +13,7 @@
  *   sy_pool_gen() -> g     the job counter
  *   sy_quit()              end every sy_worker_main
  *   sy_set_spin(n)         spin iterations before a waiting thread sleeps in atomic.wait
+ *   sy_set_failed(), sy_failed()  a thread trapped: waits give up, the pool is not used again
  *   sy_type_info(t, f)     block elements (f=0), bytes (1), dot type (2) of GGML type t, or -1
  *   sy_probe() -> v        self-check value (capabilities.ts)
  *   sy_kfn_<kernel>() -> fn  function-table index of each kernel, passed to sy_run
@@ -34,6 +35,7 @@
  * its outputs and the scratch buffers it is given, and keeps no pointer after returning.
  */
 import { readFileSync } from 'node:fs';
+import { KernelError } from '../../core/errors.js';
 
 export type KernelBuild = 'simd128' | 'relaxed';
 
@@ -46,6 +48,8 @@ export interface KernelExports {
   sy_pool_gen(): number;
   sy_quit(): void;
   sy_set_spin(n: number): void;
+  sy_set_failed(): void;
+  sy_failed(): number;
   sy_type_info(type: number, field: number): number;
   sy_probe(): number;
   [name: string]: unknown;
@@ -113,9 +117,25 @@ export class KernelInstance {
 
   /** Write `slots` (numbers: pointers/ints as int32 unless listed in `floats`) and run. */
   call(name: string, nth: number, ints: readonly number[], floats: Readonly<Record<number, number>> = {}): void {
+    if (this.failure) throw this.failure;
     const fn = this.fn(name);
     for (let i = 0; i < ints.length; i++) this.i32[i] = ints[i];
     for (const k in floats) this.f32[+k] = floats[k];
-    this.exports.sy_run(fn, nth);
+    const dead = (where: string, cause?: unknown): KernelError => {
+      this.exports.sy_set_failed();
+      this.failure = new KernelError(
+        `kernel '${name}' failed ${where}${cause ? `: ${(cause as Error).message}` : ''}; ` +
+          'its device cannot run kernels any more: dispose it and create a new one',
+      );
+      return this.failure;
+    };
+    try {
+      this.exports.sy_run(fn, nth);
+    } catch (e) {
+      throw dead('on the calling thread', e);
+    }
+    if (this.exports.sy_failed()) throw dead('on a worker thread (its error is on stderr)');
   }
+
+  private failure?: KernelError;
 }

@@ -15,17 +15,20 @@ const WORKER_STACK_BYTES = 256 * 1024;
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory, tid, stackTop, gen } = workerData;
+let inst;
 try {
-  const inst = new WebAssembly.Instance(module, { env: { memory } });
+  inst = new WebAssembly.Instance(module, { env: { memory } });
   inst.exports.__stack_pointer.value = stackTop;
   parentPort.postMessage({ ready: true });
   inst.exports.sy_worker_main(tid, gen);
 } catch (e) {
-  require('node:fs').writeSync(2, 'worker error: ' + String(e && e.stack || e) + String.fromCharCode(10));
-  parentPort.postMessage({ error: String(e && e.stack || e) });
+  // A trap in a kernel: tell the calling thread (it stops waiting and reports the failure).
+  if (inst) inst.exports.sy_set_failed();
+  const text = String((e && e.stack) || e);
+  require('node:fs').writeSync(2, 'switchyard: kernel worker ' + tid + ' failed: ' + text + String.fromCharCode(10));
+  parentPort.postMessage({ error: text });
 }
 `;
-
 export class ThreadPool {
   private constructor(
     private readonly instance: KernelInstance,

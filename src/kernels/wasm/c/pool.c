@@ -18,6 +18,7 @@ typedef struct {
   volatile int32_t bar_count;  // barrier arrivals in the current phase
   volatile int32_t bar_gen;    // barrier phase
   volatile int32_t spin;       // spin iterations before sleeping
+  volatile int32_t failed;     // set when a thread trapped: waits give up, the pool is dead
 } sy_pool_state;
 
 static sy_pool_state pool = {.spin = 4096};
@@ -29,16 +30,24 @@ SY_EXPORT(sy_set_spin) void sy_set_spin(int32_t n) { pool.spin = n; }
 SY_INLINE int32_t ld(volatile int32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 
 SY_EXPORT(sy_pool_gen) int32_t sy_pool_gen(void) { return ld(&pool.gen); }
-SY_EXPORT(sy_pool_state_ptr) uint32_t sy_pool_state_ptr(void) { return (uint32_t)(uintptr_t)&pool; }
+
+// A kernel that traps on a worker never reaches the end of its share. The worker's JS sets
+// this flag instead, so the calling thread stops waiting and the call reports the failure
+// (abi.ts) rather than hanging; the pool is not used again.
+SY_EXPORT(sy_set_failed) void sy_set_failed(void) {
+  __atomic_store_n(&pool.failed, 1, __ATOMIC_SEQ_CST);
+  __builtin_wasm_memory_atomic_notify((int32_t *)&pool.bar_gen, 0x7fffffffu);
+}
+SY_EXPORT(sy_failed) int32_t sy_failed(void) { return ld(&pool.failed); }
 
 // Wait until *p != v: spin, then (workers only) sleep in the futex. The calling thread
 // (tid 0) only spins: it waits only while its workers finish their share of a call,
 // and memory.atomic.wait on Node's main thread was seen to miss wake-ups (V8 11.3).
 static void wait_change(volatile int32_t *p, int32_t v, int tid) {
   for (int32_t i = 0, n = pool.spin; i < n || tid == 0; i++) {
-    if (ld(p) != v) return;
+    if (ld(p) != v || ld(&pool.failed)) return;
   }
-  while (ld(p) == v) {
+  while (ld(p) == v && !ld(&pool.failed)) {
     __atomic_fetch_add(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
     __builtin_wasm_memory_atomic_wait32((int32_t *)p, v, -1);
     __atomic_fetch_sub(&pool.sleepers, 1, __ATOMIC_SEQ_CST);
@@ -63,7 +72,7 @@ SY_EXPORT(sy_run) void sy_run(uint32_t fn, int32_t nth) {
   wake_all(&pool.gen);
   k(0, nth, &args);
   int32_t left;
-  while ((left = ld(&pool.pending)) != 0) wait_change(&pool.pending, left, 0);
+  while ((left = ld(&pool.pending)) != 0 && !ld(&pool.failed)) wait_change(&pool.pending, left, 0);
 }
 
 // A worker's whole life: wait for a job, run its share, report, repeat until sy_quit.
@@ -72,7 +81,7 @@ SY_EXPORT(sy_worker_main) void sy_worker_main(int32_t tid, int32_t seen) {
   for (;;) {
     wait_change(&pool.gen, seen, tid);
     seen = ld(&pool.gen);
-    if (ld(&pool.quit)) return;
+    if (ld(&pool.quit) || ld(&pool.failed)) return;
     int32_t nth = ld(&pool.nth);
     if (tid < nth) {
       uint32_t fn = __atomic_load_n(&pool.fn, __ATOMIC_SEQ_CST);
