@@ -8,6 +8,7 @@ export type { DTypeInfo, GGMLTypeName } from './core/dtypes.js';
 export {
   CapabilityError,
   InvalidArgumentError,
+  KernelError,
   OutOfMemoryError,
   SwitchyardError,
   UnsupportedTypeError,
