@@ -2,6 +2,7 @@
  * The `switchyard` command: a thin shell over the library API (src/index.ts).
  * With no command it runs `info`: what this machine can do and how to go on.
  */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
 import { GGMLType } from '../core/dtypes.js';
 import { SwitchyardError } from '../core/errors.js';
@@ -96,10 +97,14 @@ async function info(opts: GlobalOptions & { json?: boolean }): Promise<void> {
   }
 }
 
+// src/cli and dist/cli are both two levels below the package root.
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('switchyard')
+    .version(VERSION, '-v, --version', 'print the version')
     .description('Run, inspect and steer Mixture-of-Experts models on CPU with WebAssembly SIMD kernels.')
     .option('--threads <n>', 'threads for the kernels (default: all cores)', argParser(parseThreads, '--threads'))
     .option('--kernels <build>', `kernel build: ${KERNEL_CHOICES.join(', ')}`, argParser(parseKernelChoice, '--kernels'))

@@ -1,5 +1,6 @@
 // The switchyard command: default report, JSON, and errors written for people.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -41,5 +42,12 @@ describe('switchyard CLI', () => {
     const env = run([], { SWITCHYARD_KERNELS: 'gpu' });
     expect(env.status).toBe(2);
     expect(env.stderr.trim()).toBe("switchyard: SWITCHYARD_KERNELS: unknown kernel build 'gpu' (choose one of auto, relaxed, simd128, ref)");
+  });
+});
+
+describe('switchyard --version', () => {
+  it('prints the package version', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', '--version'], { cwd: root, encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(`${root}/package.json`, 'utf8')).version);
   });
 });
