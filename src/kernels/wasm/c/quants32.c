@@ -133,6 +133,28 @@ SY_INLINE v128_t dot_i8_wide(v128_t a, v128_t b, v128_t acc) {
 // Relaxed builds keep the unsigned operand of the i7 dot in [0, 127] (deterministic) and
 // every i16 lane in range (no saturation); the bounds are noted per type.
 
+// Σ c x over one block: codes c0 (elements 0-15) and c1 (16-31), in [0, 127] in the relaxed
+// build (the i7 operand), any int8 in simd128, against the 32 activation codes at x.
+// Relaxed: i16 lanes (each <= 2 * 128 * max c); simd128: i32 lanes.
+SY_INLINE v128_t dot_codes(v128_t c0, v128_t c1, const uint8_t *x) {
+  v128_t x0 = wasm_v128_load(x), x1 = wasm_v128_load(x + 16);
+#ifdef SY_RELAXED
+  return wasm_i16x8_add(DOT16(x0, c0), DOT16(x1, c1));
+#else
+  return dot_i8_wide(x1, c1, dot_i8_wide(x0, c0, wasm_i32x4_splat(0)));
+#endif
+}
+
+// Q5 codes 0..31: low nibbles at qs, fifth bits in the uint32 at qh.
+SY_INLINE void q5_codes(const uint8_t *qh, const uint8_t *qs, v128_t *c0, v128_t *c1) {
+  v128_t lo, hi, h0, h1;
+  nibbles(qs, &lo, &hi);
+  fifth_bits(qh, &h0, &h1);
+  v128_t sixteen = wasm_i8x16_splat(16);
+  *c0 = wasm_v128_or(lo, wasm_v128_and(h0, sixteen));
+  *c1 = wasm_v128_or(hi, wasm_v128_and(h1, sixteen));
+}
+
 // Q4_0: Σ (c - 8) x = Σ c x - 8 Σq: the lanes give Σ c x with unsigned codes c (the i7
 // operand); the driver subtracts 8 Σq (Q4_0_SUMK) with the precomputed activation sums.
 #define Q4_0_SUMK 8
@@ -144,12 +166,7 @@ SY_INLINE v128_t dot_i8_wide(v128_t a, v128_t b, v128_t acc) {
 SY_INLINE v128_t q4_0_block(const uint8_t *w, const uint8_t *x) {
   v128_t lo, hi;
   nibbles(w + 2, &lo, &hi);
-  v128_t x0 = wasm_v128_load(x + 2), x1 = wasm_v128_load(x + 18);
-#ifdef SY_RELAXED
-  return wasm_i16x8_add(DOT16(x0, lo), DOT16(x1, hi));  // i16 lanes, <= 7680
-#else
-  return dot_i8_wide(x1, hi, dot_i8_wide(x0, lo, wasm_i32x4_splat(0)));
-#endif
+  return dot_codes(lo, hi, x + 2);  // relaxed i16 lanes <= 7680
 }
 
 // Q4_1: Σ c x, codes 0..15.
@@ -162,12 +179,7 @@ SY_INLINE v128_t q4_0_block(const uint8_t *w, const uint8_t *x) {
 SY_INLINE v128_t q4_1_block(const uint8_t *w, const uint8_t *x) {
   v128_t lo, hi;
   nibbles(w + 4, &lo, &hi);
-  v128_t x0 = wasm_v128_load(x + 4), x1 = wasm_v128_load(x + 20);
-#ifdef SY_RELAXED
-  return wasm_i16x8_add(DOT16(x0, lo), DOT16(x1, hi));  // i16 lanes, <= 7680
-#else
-  return dot_i8_wide(x1, hi, dot_i8_wide(x0, lo, wasm_i32x4_splat(0)));
-#endif
+  return dot_codes(lo, hi, x + 4);  // relaxed i16 lanes <= 7680
 }
 
 // Q5_0: Σ (c - 16) x = Σ c x - 16 Σq with c = low4 + 16 * fifth bit in 0..31 (the driver
@@ -179,17 +191,9 @@ SY_INLINE v128_t q4_1_block(const uint8_t *w, const uint8_t *x) {
 #define Q5_0_I16 0
 #endif
 SY_INLINE v128_t q5_0_block(const uint8_t *w, const uint8_t *x) {
-  v128_t lo, hi, h0, h1;
-  nibbles(w + 6, &lo, &hi);
-  fifth_bits(w + 2, &h0, &h1);
-  v128_t sixteen = wasm_i8x16_splat(16);
-  v128_t c0 = wasm_v128_or(lo, wasm_v128_and(h0, sixteen)), c1 = wasm_v128_or(hi, wasm_v128_and(h1, sixteen));
-  v128_t x0 = wasm_v128_load(x + 2), x1 = wasm_v128_load(x + 18);
-#ifdef SY_RELAXED
-  return wasm_i16x8_add(DOT16(x0, c0), DOT16(x1, c1));  // i16 lanes, <= 15872
-#else
-  return dot_i8_wide(x1, c1, dot_i8_wide(x0, c0, wasm_i32x4_splat(0)));
-#endif
+  v128_t c0, c1;
+  q5_codes(w + 2, w + 6, &c0, &c1);
+  return dot_codes(c0, c1, x + 2);  // relaxed i16 lanes <= 15872
 }
 
 // Q5_1: Σ c x, codes 0..31.
@@ -200,17 +204,9 @@ SY_INLINE v128_t q5_0_block(const uint8_t *w, const uint8_t *x) {
 #define Q5_1_I16 0
 #endif
 SY_INLINE v128_t q5_1_block(const uint8_t *w, const uint8_t *x) {
-  v128_t lo, hi, h0, h1;
-  nibbles(w + 8, &lo, &hi);
-  fifth_bits(w + 4, &h0, &h1);
-  v128_t sixteen = wasm_i8x16_splat(16);
-  v128_t c0 = wasm_v128_or(lo, wasm_v128_and(h0, sixteen)), c1 = wasm_v128_or(hi, wasm_v128_and(h1, sixteen));
-  v128_t x0 = wasm_v128_load(x + 4), x1 = wasm_v128_load(x + 20);
-#ifdef SY_RELAXED
-  return wasm_i16x8_add(DOT16(x0, c0), DOT16(x1, c1));  // i16 lanes, <= 15872
-#else
-  return dot_i8_wide(x1, c1, dot_i8_wide(x0, c0, wasm_i32x4_splat(0)));
-#endif
+  v128_t c0, c1;
+  q5_codes(w + 4, w + 8, &c0, &c1);
+  return dot_codes(c0, c1, x + 4);  // relaxed i16 lanes <= 15872
 }
 
 // Q8_0 x Q8_0: Σ w x. Weights may hold -128 and both operands are signed, so neither
@@ -255,15 +251,13 @@ SY_INLINE v128_t iq4_nl_block(const uint8_t *w, const uint8_t *x) {
 SY_INLINE v128_t mxfp4_block(const uint8_t *w, const uint8_t *x) {
   v128_t lo, hi;
   nibbles(w + 1, &lo, &hi);
-  v128_t x0 = wasm_v128_load(x + 2), x1 = wasm_v128_load(x + 18);
 #ifdef SY_RELAXED
   // i16 lanes: |Σ (K + 12) x| <= 4 * 128 * 24 = 12288.
-  v128_t shifted = wasm_i8x16_const(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
-  return wasm_i16x8_add(DOT16(x0, TBL16(shifted, lo)), DOT16(x1, TBL16(shifted, hi)));
+  v128_t levels = wasm_i8x16_const(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
 #else
   v128_t levels = wasm_v128_load(MXFP4_LEVELS);
-  return dot_i8_wide(x1, TBL16(levels, hi), dot_i8_wide(x0, TBL16(levels, lo), wasm_i32x4_splat(0)));
 #endif
+  return dot_codes(TBL16(levels, lo), TBL16(levels, hi), x + 2);
 }
 
 // ---- the dot-product driver -----------------------------------------------------------
