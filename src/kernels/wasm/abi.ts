@@ -121,21 +121,22 @@ export class KernelInstance {
     const fn = this.fn(name);
     for (let i = 0; i < ints.length; i++) this.i32[i] = ints[i];
     for (const k in floats) this.f32[+k] = floats[k];
-    const dead = (where: string, cause?: unknown): KernelError => {
-      this.exports.sy_set_failed();
-      this.failure = new KernelError(
-        `kernel '${name}' failed ${where}${cause ? `: ${(cause as Error).message}` : ''}; ` +
-          'its device cannot run kernels any more: dispose it and create a new one',
-      );
-      return this.failure;
-    };
     try {
       this.exports.sy_run(fn, nth);
     } catch (e) {
-      throw dead('on the calling thread', e);
+      throw this.retire(name, `on the calling thread: ${(e as Error).message}`);
     }
-    if (this.exports.sy_failed()) throw dead('on a worker thread (its error is on stderr)');
+    if (this.exports.sy_failed()) throw this.retire(name, 'on a worker thread (its error is on stderr)');
   }
 
   private failure?: KernelError;
+
+  /** A kernel trapped: stop every wait, and refuse all later calls with the same error. */
+  private retire(name: string, where: string): KernelError {
+    this.exports.sy_set_failed();
+    this.failure = new KernelError(
+      `kernel '${name}' failed ${where}; its device cannot run kernels any more: dispose it and create a new one`,
+    );
+    return this.failure;
+  }
 }

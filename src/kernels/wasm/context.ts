@@ -24,7 +24,7 @@ export class WasmContext {
     return this.scratchAlloc.offset;
   }
 
-  /** Threads worth using for `work` units of roughly `unitCost` (small jobs stay on one thread). */
+  /** Threads worth using for `work` units, at least `minPerThread` each (small jobs stay on one thread). */
   threadsFor(work: number, minPerThread = 1): number {
     return Math.max(1, Math.min(this.threads, Math.floor(work / minPerThread)));
   }
