@@ -132,14 +132,18 @@ function writeValue(b: Bytes, key: string, type: number, value: GGUFValue): void
   switch (type) {
     case GGUFValueType.STRING:
       if (typeof value !== 'string') bad();
-      return b.string(value as string);
+      b.string(value as string);
+      return;
     case GGUFValueType.BOOL:
       if (typeof value !== 'boolean') bad();
-      return b.u8(value ? 1 : 0);
+      b.u8(value ? 1 : 0);
+      return;
     case GGUFValueType.UINT64:
     case GGUFValueType.INT64:
       if (typeof value !== 'bigint' && typeof value !== 'number') bad();
-      return type === GGUFValueType.UINT64 ? b.u64(BigInt(value as number)) : b.i64(BigInt(value as number));
+      if (type === GGUFValueType.UINT64) b.u64(BigInt(value as number));
+      else b.i64(BigInt(value as number));
+      return;
     case GGUFValueType.ARRAY: {
       const a = value as GGUFArray;
       if (typeof a !== 'object' || a === null || !('itemType' in a)) bad();
@@ -153,21 +157,29 @@ function writeValue(b: Bytes, key: string, type: number, value: GGUFValue): void
   const v = value as number;
   switch (type) {
     case GGUFValueType.UINT8:
-      return b.u8(v);
+      b.u8(v);
+      return;
     case GGUFValueType.INT8:
-      return b.i8(v);
+      b.i8(v);
+      return;
     case GGUFValueType.UINT16:
-      return b.u16(v);
+      b.u16(v);
+      return;
     case GGUFValueType.INT16:
-      return b.i16(v);
+      b.i16(v);
+      return;
     case GGUFValueType.UINT32:
-      return b.u32(v);
+      b.u32(v);
+      return;
     case GGUFValueType.INT32:
-      return b.i32(v);
+      b.i32(v);
+      return;
     case GGUFValueType.FLOAT32:
-      return b.f32(v);
+      b.f32(v);
+      return;
     case GGUFValueType.FLOAT64:
-      return b.f64(v);
+      b.f64(v);
+      return;
   }
   bad();
 }
