@@ -1,5 +1,5 @@
 /** GGUF: reader (lazy tensor reads), typed metadata, writer. Reference: ggml docs/gguf.md. */
 export { GGUFMetadata } from './metadata.js';
-export { GGUFFile } from './reader.js';
+export { GGUFFile, type GGUFOpenOptions } from './reader.js';
 export * from './types.js';
 export { type GGUFWriteOptions, type GGUFWriteTensor, kv, rewriteGGUF, writeGGUF } from './writer.js';

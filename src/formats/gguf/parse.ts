@@ -119,7 +119,7 @@ class Cursor {
   count(what: string, max: number): number {
     const v = this.u64(what);
     if (v > BigInt(max)) {
-      this.fail(`${what} is ${v}, more than the ${max} the rest of the file could hold`);
+      this.fail(`${what} is ${v}, more than the ${max} the rest of the file could hold (corrupt or truncated file)`);
     }
     return Number(v);
   }

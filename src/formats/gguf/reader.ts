@@ -35,7 +35,7 @@ async function readFully(handle: FileHandle, dest: Uint8Array, position: number,
   }
 }
 
-async function openOne(file: string): Promise<OpenFile> {
+async function openOne(file: string, firstRead: number): Promise<OpenFile> {
   let handle: FileHandle;
   try {
     handle = await open(file, 'r');
@@ -45,8 +45,10 @@ async function openOne(file: string): Promise<OpenFile> {
     throw new GGUFError(file, `cannot open: ${why}`);
   }
   try {
-    const size = (await handle.stat()).size;
-    let want = Math.min(size, FIRST_READ_BYTES);
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new GGUFError(file, 'cannot open: not a regular file');
+    const size = stat.size;
+    let want = Math.min(size, firstRead);
     for (;;) {
       const buf = new Uint8Array(want);
       await readFully(handle, buf, 0, file);
@@ -61,6 +63,11 @@ async function openOne(file: string): Promise<OpenFile> {
     await handle.close();
     throw e;
   }
+}
+
+export interface GGUFOpenOptions {
+  /** Bytes read for the header at first (it grows as needed); 4 MiB covers most vocabularies. */
+  readonly headerReadBytes?: number;
 }
 
 export class GGUFFile {
@@ -116,10 +123,11 @@ export class GGUFFile {
    * Opens a GGUF file. For a split model, pass any of its parts (`-0000i-of-0000n.gguf`):
    * every part is opened and their tensors are merged; the metadata is the first part's.
    */
-  static async open(file: string): Promise<GGUFFile> {
+  static async open(file: string, options: GGUFOpenOptions = {}): Promise<GGUFFile> {
+    const firstRead = Math.max(64, options.headerReadBytes ?? FIRST_READ_BYTES);
     const m = SPLIT_RE.exec(file);
     if (!m) {
-      const one = await openOne(file);
+      const one = await openOne(file, firstRead);
       const meta = new GGUFMetadata(one.header.metadata, file);
       if (meta.int('split.count', 1) > 1) {
         await one.handle.close();
@@ -134,7 +142,7 @@ export class GGUFFile {
     const files: OpenFile[] = [];
     try {
       for (let i = 1; i <= count; i++) {
-        const f = await openOne(partPath(i));
+        const f = await openOne(partPath(i), firstRead);
         files.push(f);
         const meta = new GGUFMetadata(f.header.metadata, f.path);
         const no = meta.int('split.no', i - 1);
