@@ -4,16 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
-import { GGMLType } from '../core/dtypes.js';
 import { SwitchyardError } from '../core/errors.js';
-import { f32Tensor } from '../core/tensor.js';
-import { type Device, KERNEL_CHOICES, type KernelChoice, createDevice, parseKernelChoice, parseThreads } from '../kernels/device.js';
-import { RefBackend } from '../kernels/ref/index.js';
-
-interface GlobalOptions {
-  threads?: number;
-  kernels?: KernelChoice;
-}
+import { KERNEL_CHOICES, parseKernelChoice, parseThreads } from '../kernels/device.js';
+import { info } from './info.js';
+import { inspect } from './inspect.js';
+import type { GlobalOptions } from './options.js';
 
 function argParser<T>(parse: (v: string, source: string) => T, flag: string) {
   return (value: string): T => {
@@ -23,78 +18,6 @@ function argParser<T>(parse: (v: string, source: string) => T, flag: string) {
       throw new CommanderArgError((e as Error).message);
     }
   };
-}
-
-/** Multiply a small random matrix on the chosen kernels and on the reference; report agreement. */
-function selfCheck(dev: Device): { ok: boolean; worst: number } {
-  const ref = new RefBackend();
-  const arena = dev.heap.arena('self-check');
-  let worst = 0;
-  let seed = 12345;
-  const rand = () => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed / 2 ** 32 - 0.5;
-  };
-  try {
-    const w = f32Tensor(arena, [96, 320], Array.from({ length: 96 * 320 }, rand));
-    const x = f32Tensor(arena, [3, 320], Array.from({ length: 3 * 320 }, rand));
-    const a = f32Tensor(arena, [3, 96]);
-    const b = f32Tensor(arena, [3, 96]);
-    dev.backend.matmul(a, w, x);
-    ref.matmul(b, w, x);
-    const av = a.f32();
-    const bv = b.f32();
-    for (let i = 0; i < av.length; i++) worst = Math.max(worst, Math.abs(av[i] - bv[i]));
-  } finally {
-    arena.reset();
-  }
-  return { ok: worst < 1e-4, worst };
-}
-
-async function info(opts: GlobalOptions & { json?: boolean }): Promise<void> {
-  const dev = await createDevice({ kernels: opts.kernels, threads: opts.threads });
-  try {
-    const caps = dev.capabilities;
-    const check = selfCheck(dev);
-    const report = {
-      node: caps.node,
-      v8: caps.v8,
-      simd128: caps.simd128,
-      relaxedSimd: caps.relaxedSimd,
-      relaxedSimdNote: caps.relaxedSimdNote,
-      threadsSupported: caps.threads,
-      cores: caps.cores,
-      kernels: dev.backend.name,
-      threads: dev.backend.threads,
-      selfCheck: check.ok ? 'passed' : `FAILED (max difference ${check.worst})`,
-      kernelTypes: Object.keys(GGMLType).length,
-    };
-    if (opts.json) {
-      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      return;
-    }
-    const yes = (b: boolean) => (b ? 'yes' : 'no');
-    const lines = [
-      'Switchyard: a Mixture-of-Experts engine for TypeScript',
-      '',
-      `  Node.js ${caps.node} (V8 ${caps.v8}), ${caps.cores} cores`,
-      `  WebAssembly SIMD128: ${yes(caps.simd128)}   relaxed SIMD: ${yes(caps.relaxedSimd)}${caps.relaxedSimdNote ? ` (${caps.relaxedSimdNote})` : ''}   threads: ${yes(caps.threads)}`,
-      `  kernels in use: ${dev.backend.name} on ${dev.backend.threads} thread${dev.backend.threads === 1 ? '' : 's'} (choose with --kernels ${KERNEL_CHOICES.join('|')} and --threads N, or SWITCHYARD_KERNELS / SWITCHYARD_THREADS)`,
-      `  kernel self-check: ${report.selfCheck}`,
-      '',
-      'This version contains the compute core (tensors, WebAssembly kernels, threads).',
-      'Loading and running models comes with the next releases.',
-      '',
-      'Next steps:',
-      '  npm run bench:kernels      measure kernel throughput on this machine',
-      '  switchyard info --json     this report as JSON',
-      '  switchyard --help          all commands and options',
-    ];
-    process.stdout.write(`${lines.join('\n')}\n`);
-    if (!check.ok) process.exitCode = 1;
-  } finally {
-    dev.dispose();
-  }
 }
 
 // src/cli and dist/cli are both two levels below the package root.
@@ -114,6 +37,13 @@ export function buildProgram(): Command {
     .description('show what this machine supports, which kernels are used, and check them')
     .option('--json', 'print the report as JSON')
     .action(async (cmdOpts: { json?: boolean }) => info({ ...program.opts<GlobalOptions>(), ...cmdOpts }));
+  program
+    .command('inspect')
+    .description('show a model file: architecture, parameters (total and active per token), experts, quantization mix, tensors, memory')
+    .argument('<model>', 'a GGUF file (for split models, any part)')
+    .option('--json', 'print the summary as JSON')
+    .option('--tensors', 'list every tensor (the JSON always does)')
+    .action(async (model: string, cmdOpts: { json?: boolean; tensors?: boolean }) => inspect(model, cmdOpts));
   return program;
 }
 
