@@ -271,3 +271,23 @@ describe('GGUF fuzzing', () => {
     }
   });
 });
+
+describe('GGUF short-string UTF-8 decoding', () => {
+  it('agrees with TextDecoder (fatal, BOM kept) on 20000 random and adversarial byte strings', async () => {
+    const { decodeShortUtf8 } = await import('../../src/formats/gguf/parse.js');
+    const dec = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+    const r = rng(99);
+    const tricky = [0xc0, 0xc1, 0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0x80, 0xbf, 0x9f, 0xa0, 0x8f, 0x90, 0x41, 0xef, 0xbb];
+    for (let i = 0; i < 20000; i++) {
+      const len = Math.floor(r() * 12);
+      const b = Uint8Array.from({ length: len }, () => (i % 2 ? (tricky[Math.floor(r() * tricky.length)] as number) : Math.floor(r() * 256)));
+      let expected: string | undefined;
+      try {
+        expected = dec.decode(b);
+      } catch {
+        expected = undefined;
+      }
+      expect(decodeShortUtf8(b), `bytes ${[...b].map((x) => x.toString(16))}`).toBe(expected);
+    }
+  });
+});

@@ -2,4 +2,13 @@
 export { GGUFMetadata } from './metadata.js';
 export { GGUFFile, type GGUFOpenOptions } from './reader.js';
 export * from './types.js';
-export { type GGUFWriteOptions, type GGUFWriteTensor, kv, rewriteGGUF, writeGGUF } from './writer.js';
+export {
+  type GGUFContent,
+  type GGUFLayout,
+  type GGUFWriteOptions,
+  type GGUFWriteTensor,
+  kv,
+  layoutGGUF,
+  rewriteGGUF,
+  writeGGUF,
+} from './writer.js';

@@ -69,6 +69,52 @@ function minValueBytes(type: number): number {
 // ignoreBOM: a token may be U+FEFF itself; stripping it would change the file.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+const codeUnits: number[] = [];
+
+/**
+ * Strict UTF-8 decoding of a short string (as TextDecoder with fatal: true and ignoreBOM:
+ * overlongs, surrogates and code points past U+10FFFF are invalid); undefined when invalid.
+ */
+export function decodeShortUtf8(b: Uint8Array): string | undefined {
+  codeUnits.length = 0;
+  for (let i = 0; i < b.length; ) {
+    const c = b[i] as number;
+    if (c < 0x80) {
+      codeUnits.push(c);
+      i++;
+      continue;
+    }
+    let n: number;
+    let cp: number;
+    let min: number;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      cp = c & 0x1f;
+      min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      cp = c & 0x0f;
+      min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      cp = c & 0x07;
+      min = 0x10000;
+    } else return undefined;
+    for (let k = 1; k <= n; k++) {
+      const cc = b[i + k];
+      if (cc === undefined || (cc & 0xc0) !== 0x80) return undefined;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return undefined;
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      codeUnits.push(0xd800 | (cp >> 10), 0xdc00 | (cp & 0x3ff));
+    } else codeUnits.push(cp);
+    i += n + 1;
+  }
+  return String.fromCharCode.apply(null, codeUnits);
+}
+
 class Cursor {
   pos = 0;
   readonly view: DataView;
@@ -117,11 +163,17 @@ class Cursor {
   }
   /** A u64 that must be a count of at most `max` (checked before use). */
   count(what: string, max: number): number {
-    const v = this.u64(what);
-    if (v > BigInt(max)) {
-      this.fail(`${what} is ${v}, more than the ${max} the rest of the file could hold (corrupt or truncated file)`);
+    this.need(8, what);
+    // Two u32 halves: no BigInt on the hot path (one length per vocabulary string).
+    const lo = this.view.getUint32(this.pos, true);
+    const hi = this.view.getUint32(this.pos + 4, true);
+    this.pos += 8;
+    const v = hi * 2 ** 32 + lo;
+    if (v > max) {
+      const exact = (BigInt(hi) << 32n) | BigInt(lo);
+      this.fail(`${what} is ${exact}, more than the ${max} the rest of the file could hold (corrupt or truncated file)`);
     }
-    return Number(v);
+    return v;
   }
   string(what: string): string {
     const len = this.count(`length of ${what}`, this.remainingInFile - 8);
@@ -129,10 +181,10 @@ class Cursor {
     const bytes = this.buf.subarray(this.pos, this.pos + len);
     this.pos += len;
     if (len <= 64) {
-      // ASCII fast path: vocabularies hold ~10^5 short strings.
-      let ascii = true;
-      for (let i = 0; i < len && ascii; i++) ascii = (bytes[i] as number) < 0x80;
-      if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+      // Vocabularies hold ~10^5 short strings; TextDecoder costs about a microsecond per call.
+      const decoded = decodeShortUtf8(bytes);
+      if (decoded !== undefined) return decoded;
+      return this.fail(`${what} at byte ${this.pos - len} is not valid UTF-8`);
     }
     try {
       return utf8.decode(bytes);

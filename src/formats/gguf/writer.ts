@@ -186,7 +186,7 @@ function writeValue(b: Bytes, key: string, type: number, value: GGUFValue): void
 
 const alignUp = (n: number, a: number) => Math.ceil(n / a) * a;
 
-function tensorBytes(t: GGUFWriteTensor): number {
+function tensorBytes(t: Omit<GGUFWriteTensor, 'data'>): number {
   if (t.shape.length < 1 || t.shape.length > GGUF_MAX_DIMS) {
     throw new InvalidArgumentError(`GGUF tensor '${t.name}': ${t.shape.length} dimensions (1 to ${GGUF_MAX_DIMS} allowed)`);
   }
@@ -196,12 +196,25 @@ function tensorBytes(t: GGUFWriteTensor): number {
   return cols === 0 ? 0 : rows * rowBytes(t.type, cols);
 }
 
-/** Writes a GGUF v3 file. `general.alignment` in the metadata, if present, sets the alignment. */
-export async function writeGGUF(
-  file: string,
-  content: { metadata: readonly GGUFKV[]; tensors: readonly GGUFWriteTensor[]; version?: 2 | 3 },
-  options: GGUFWriteOptions = {},
-): Promise<void> {
+export interface GGUFContent {
+  readonly metadata: readonly GGUFKV[];
+  readonly tensors: readonly GGUFWriteTensor[];
+  readonly version?: 2 | 3;
+}
+
+/** A file's layout before any tensor data is written. */
+export interface GGUFLayout {
+  /** Magic to the end of the padding before the data section. */
+  readonly header: Uint8Array;
+  readonly alignment: number;
+  /** Data bytes of each tensor (without padding), in order. */
+  readonly tensorBytes: readonly number[];
+  /** Size of the data section (tensors and their padding); the file is header + this. */
+  readonly dataBytes: number;
+}
+
+/** Encodes the header and computes the layout. `general.alignment` in the metadata sets the alignment. */
+export function layoutGGUF(content: Omit<GGUFContent, 'tensors'> & { tensors: readonly Omit<GGUFWriteTensor, 'data'>[] }): GGUFLayout {
   const alignKV = content.metadata.find((e) => e.key === 'general.alignment');
   const alignment = alignKV ? Number(alignKV.value) : GGUF_DEFAULT_ALIGNMENT;
   if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
@@ -240,13 +253,17 @@ export async function writeGGUF(
   }
   // Files without tensors end right after the metadata (as llama.cpp's vocab files do).
   if (content.tensors.length) h.pad(alignment);
-  const totalBytes = offset;
+  return { header: h.bytes(), alignment, tensorBytes: sizes, dataBytes: offset };
+}
 
+/** Writes a GGUF file (v3 unless `version` says 2), streaming tensor data in order. */
+export async function writeGGUF(file: string, content: GGUFContent, options: GGUFWriteOptions = {}): Promise<void> {
+  const { header, alignment, tensorBytes: sizes, dataBytes: totalBytes } = layoutGGUF(content);
   const tmp = `${file}.tmp`;
   let out: FileHandle | undefined;
   try {
     out = await open(tmp, 'w');
-    await out.write(h.bytes());
+    await out.write(header);
     const zeros = new Uint8Array(alignment);
     let written = 0;
     for (let i = 0; i < content.tensors.length; i++) {
