@@ -31,3 +31,53 @@ export { KERNEL_CHOICES, createDevice, parseKernelChoice, parseThreads } from '.
 export type { Device, DeviceOptions, KernelChoice } from './kernels/device.js';
 export { DeviceSet } from './kernels/device-set.js';
 export { RefBackend } from './kernels/ref/index.js';
+
+// Formats: GGUF and safetensors files (no model knowledge).
+export {
+  GGUFError,
+  GGUFFile,
+  GGUFMetadata,
+  GGUFMetadataError,
+  GGUFValueType,
+  kv,
+  layoutGGUF,
+  rewriteGGUF,
+  writeGGUF,
+} from './formats/gguf/index.js';
+export type {
+  GGUFArray,
+  GGUFContent,
+  GGUFKV,
+  GGUFLayout,
+  GGUFOpenOptions,
+  GGUFTensorInfo,
+  GGUFValue,
+  GGUFWriteOptions,
+  GGUFWriteTensor,
+} from './formats/gguf/index.js';
+export {
+  SAFETENSORS_DTYPES,
+  SafetensorsCheckpoint,
+  SafetensorsError,
+  isSafetensorsDType,
+  safetensorsDTypeBits,
+  safetensorsDTypeBytes,
+  writeSafetensors,
+  writeShardedSafetensors,
+} from './formats/safetensors/index.js';
+export type { SafetensorsDType, SafetensorsTensorInfo, SafetensorsTensorInput } from './formats/safetensors/index.js';
+
+// Weights: what a model file holds.
+export { summarizeGGUF } from './weights/summary.js';
+export type { ModelSummary, TensorSummary } from './weights/summary.js';
+
+// Tokenizer: chat templates.
+export { CHATML_TEMPLATE, ChatTemplate, ChatTemplateError, chatTemplateOrChatML } from './tokenizer/chat-template.js';
+export type {
+  ChatContentPart,
+  ChatMessage,
+  ChatRenderOptions,
+  ChatTemplateOptions,
+  ChatTool,
+  ChatToolCall,
+} from './tokenizer/chat-template.js';
