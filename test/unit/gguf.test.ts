@@ -210,6 +210,27 @@ describe('GGUF tensors', () => {
     await g.close();
   });
 
+  it('writes a tensor given in chunks (one expert at a time)', async () => {
+    const experts = [randomBytes(64, 1), randomBytes(64, 2), randomBytes(64, 3)];
+    async function* chunks() {
+      for (const e of experts) yield e;
+    }
+    await writeGGUF(tmp('chunks.gguf'), {
+      metadata: [],
+      tensors: [{ name: 'ffn_up_exps.weight', type: GGMLType.F32, shape: [3, 4, 4], data: chunks }],
+    });
+    const g = await GGUFFile.open(tmp('chunks.gguf'));
+    expect(await g.read('ffn_up_exps.weight')).toEqual(new Uint8Array([...experts[0], ...experts[1], ...experts[2]] as number[]));
+    await g.close();
+    async function* tooMuch() {
+      yield* chunks();
+      yield randomBytes(4, 9);
+    }
+    await expect(
+      writeGGUF(tmp('chunks.gguf'), { metadata: [], tensors: [{ name: 'x', type: GGMLType.F32, shape: [3, 4, 4], data: tooMuch }] }),
+    ).rejects.toThrow("GGUF tensor 'x': at least 196 bytes of data, its type and shape need 192");
+  });
+
   it('refuses to write inconsistent content', async () => {
     const f32 = (n: number) => new Uint8Array(4 * n);
     await expect(

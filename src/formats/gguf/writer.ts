@@ -26,8 +26,12 @@ export interface GGUFWriteTensor {
   readonly type: number;
   /** Outermost first. */
   readonly shape: readonly number[];
-  /** The data, or a function producing it when the writer reaches this tensor. */
-  readonly data: Uint8Array | (() => Promise<Uint8Array>);
+  /**
+   * The data; or a function producing it when the writer reaches this tensor; or a function
+   * producing it in chunks (e.g. one expert at a time), so that no buffer holds a whole tensor
+   * (JavaScript buffers stop at 4 GiB; a large model's expert stack does not).
+   */
+  readonly data: Uint8Array | (() => Promise<Uint8Array>) | (() => AsyncIterable<Uint8Array>);
 }
 
 export interface GGUFWriteOptions {
@@ -268,16 +272,22 @@ export async function writeGGUF(file: string, content: GGUFContent, options: GGU
     let written = 0;
     for (let i = 0; i < content.tensors.length; i++) {
       const t = content.tensors[i] as GGUFWriteTensor;
-      const data = typeof t.data === 'function' ? await t.data() : t.data;
-      if (data.length !== sizes[i]) {
+      const source = typeof t.data === 'function' ? t.data() : t.data;
+      const chunks = source instanceof Uint8Array ? [source] : Symbol.asyncIterator in source ? source : [await source];
+      let length = 0;
+      for await (const chunk of chunks) {
+        length += chunk.length;
+        if (length > (sizes[i] as number)) break;
+        await out.write(chunk);
+      }
+      if (length !== sizes[i]) {
         throw new InvalidArgumentError(
-          `GGUF tensor '${t.name}': ${data.length} bytes of data, its type and shape need ${sizes[i]}`,
+          `GGUF tensor '${t.name}': ${length > (sizes[i] as number) ? 'at least ' : ''}${length} bytes of data, its type and shape need ${sizes[i]}`,
         );
       }
-      await out.write(data);
-      const pad = alignUp(data.length, alignment) - data.length;
+      const pad = alignUp(length, alignment) - length;
       if (pad) await out.write(zeros.subarray(0, pad));
-      written += data.length + pad;
+      written += length + pad;
       options.onProgress?.({
         tensors: i + 1,
         bytes: written,
