@@ -67,9 +67,24 @@ export {
 } from './formats/safetensors/index.js';
 export type { SafetensorsDType, SafetensorsTensorInfo, SafetensorsTensorInput } from './formats/safetensors/index.js';
 
-// Weights: what a model file holds.
+// Weights: what a model file holds; Hugging Face checkpoints <-> GGUF.
 export { summarizeGGUF } from './weights/summary.js';
 export type { ModelSummary, TensorSummary } from './weights/summary.js';
+export { ConvertError, convertHuggingFaceToGGUF } from './weights/hf/convert.js';
+export type { ConvertOptions, ConvertProgress, ConvertResult } from './weights/hf/convert.js';
+export { exportGGUFToHuggingFace } from './weights/hf/export.js';
+export type { ExportOptions, ExportResult } from './weights/hf/export.js';
+export { CONVERT_TARGET_TYPES, type ConvertTargetType } from './weights/convert-types.js';
+export { HFConfigError, ggufMetadataFromHuggingFaceConfig, huggingFaceConfigFromGGUF } from './weights/hf/config.js';
+
+// Models: the hyper-parameters of every supported architecture.
+export {
+  SUPPORTED_ARCHITECTURES,
+  UnsupportedArchitectureError,
+  isMoELayer,
+  modelConfigFromGGUF,
+} from './models/config.js';
+export type { AttentionConfig, MLAConfig, ModelConfig, MoEConfig, RopeConfig } from './models/config.js';
 
 // Tokenizer: chat templates.
 export { CHATML_TEMPLATE, ChatTemplate, ChatTemplateError, chatTemplateOrChatML } from './tokenizer/chat-template.js';

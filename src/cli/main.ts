@@ -6,9 +6,11 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
 import { SwitchyardError } from '../core/errors.js';
 import { KERNEL_CHOICES, parseKernelChoice, parseThreads } from '../kernels/device.js';
+import { convertCommand } from './convert.js';
 import { info } from './info.js';
 import { inspect } from './inspect.js';
 import type { GlobalOptions } from './options.js';
+import { type TokenizeOptions, tokenize } from './tokenize.js';
 
 function argParser<T>(parse: (v: string, source: string) => T, flag: string) {
   return (value: string): T => {
@@ -44,6 +46,27 @@ export function buildProgram(): Command {
     .option('--json', 'print the summary as JSON')
     .option('--tensors', 'list every tensor (the JSON always does)')
     .action(async (model: string, cmdOpts: { json?: boolean; tensors?: boolean }) => inspect(model, cmdOpts));
+  program
+    .command('convert')
+    .description('convert a Hugging Face checkpoint folder (config.json, safetensors, tokenizer.json) to a GGUF file')
+    .argument('<hf-folder>', 'folder with config.json and model.safetensors (or shards + model.safetensors.index.json)')
+    .argument('<out.gguf>', 'the GGUF file to write')
+    .option('--type <type>', 'weight type: f32, f16, bf16, q8_0, or auto (bf16/f16 as the checkpoint stores them)', 'auto')
+    .option('--name <name>', 'general.name (default: from config.json _name_or_path, else the folder name)')
+    .action(async (hfFolder: string, outFile: string, cmdOpts: { type?: string; name?: string }) =>
+      convertCommand(hfFolder, outFile, cmdOpts),
+    );
+  program
+    .command('tokenize')
+    .description("print a text's token ids (adding BOS/EOS as the model says, like llama-tokenize), or decode ids")
+    .argument('<model>', 'a GGUF file, a Hugging Face folder, or a tokenizer.json')
+    .argument('[text]', 'the text (or, with --decode, ids like "1 2 3")')
+    .option('--json', 'print one JSON array of ids (with --decode: a JSON string)')
+    .option('--decode', 'turn ids back into text')
+    .option('--no-special', 'do not add BOS/EOS')
+    .option('--no-parse-special', 'read special-token text such as <|im_end|> as plain text')
+    .option('--file <path>', 'read the text from a file')
+    .action(async (model: string, text: string | undefined, cmdOpts: TokenizeOptions) => tokenize(model, text, cmdOpts));
   return program;
 }
 
