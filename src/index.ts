@@ -86,7 +86,23 @@ export {
 } from './models/config.js';
 export type { AttentionConfig, MLAConfig, ModelConfig, MoEConfig, RopeConfig } from './models/config.js';
 
-// Tokenizer: chat templates.
+// Tokenizers: GGUF / Hugging Face vocabularies, exactly as llama.cpp tokenizes; chat templates.
+export {
+  Tokenizer,
+  TokenizerError,
+  ggufTokenizerMetadataFromHuggingFace,
+  huggingFaceTokenizerFromGGUF,
+  tokenizerFromGGUF,
+  tokenizerFromHuggingFace,
+} from './tokenizer/index.js';
+export type {
+  DecodeOptions,
+  EncodeOptions,
+  FromHuggingFaceOptions,
+  HuggingFaceTokenizerFiles,
+  StreamingDecoder,
+  Vocabulary,
+} from './tokenizer/index.js';
 export { CHATML_TEMPLATE, ChatTemplate, ChatTemplateError, chatTemplateOrChatML } from './tokenizer/chat-template.js';
 export type {
   ChatContentPart,

@@ -241,3 +241,33 @@ export function floatElementsOf(bytes: Uint8Array, type: SourceFloatType): Float
     ? new Float32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 4)
     : new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
 }
+
+/**
+ * Index of the first NaN or infinity in a float tensor and how many there are ({ count: 0 }
+ * when all are finite). A checkpoint with them is broken: quantizing it gives garbage scales
+ * (llama-quantize refuses such rows too, ggml-quants.c validate_row_data).
+ */
+export function findNonFinite(src: FloatElements, type: SourceFloatType): { first: number; count: number } {
+  let first = -1;
+  let count = 0;
+  if (type === 'F32') {
+    const f = src as Float32Array;
+    for (let i = 0; i < f.length; i++) {
+      if (!Number.isFinite(f[i] as number)) {
+        if (first < 0) first = i;
+        count++;
+      }
+    }
+  } else {
+    const mask = type === 'F16' ? 0x7c00 : 0x7f80; // all-ones exponent
+    const u = src as Uint16Array;
+    for (let i = 0; i < u.length; i++) {
+      if (((u[i] as number) & mask) === mask) {
+        if (first < 0) first = i;
+        count++;
+      }
+    }
+  }
+  return { first, count };
+}
+

@@ -387,6 +387,22 @@ describe('convert: a small checkpoint and typed errors', () => {
     expect(e.message).toMatch(/not a folder/);
   });
 
+  it('names a tensor holding NaN or infinity', async () => {
+    const { config, tensors } = tinyLlama();
+    const bad = tensors.map((t) => {
+      if (t.name !== 'model.layers.1.mlp.down_proj.weight') return t;
+      const data = new Float32Array(t.data.slice().buffer);
+      data[5] = Number.NaN;
+      data[9] = Number.POSITIVE_INFINITY;
+      return { ...t, data: new Uint8Array(data.buffer) };
+    });
+    const e = await convertError(await writeCheckpoint('nan', config, bad));
+    expect(e).toBeInstanceOf(ConvertError);
+    expect(e.message).toMatch(
+      /model\.safetensors: tensor 'model\.layers\.1\.mlp\.down_proj\.weight' has 2 NaN or infinite values \(first at element 5\); the checkpoint is damaged/,
+    );
+  });
+
   it('names an unmapped tensor', async () => {
     const { config, tensors } = tinyLlama();
     const extra = { ...tensors[0]!, name: 'model.layers.0.self_attn.mystery.weight' };

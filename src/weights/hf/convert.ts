@@ -20,6 +20,7 @@ import {
   type ConvertTargetType,
   CONVERT_TARGET_TYPES,
   convertFloatTensor,
+  findNonFinite,
   type FloatElements,
   floatElementsOf,
   ggmlTypeOfTarget,
@@ -607,6 +608,14 @@ async function produce(
   const load = async (name: string): Promise<Elements> => {
     const info = infos.get(name) as SafetensorsTensorInfo;
     const el = await readElements(ckpt, info);
+    if (info.dtype !== 'U8') {
+      const bad = findNonFinite(el as FloatElements, info.dtype as SourceFloatType);
+      if (bad.count) {
+        throw new ConvertError(
+          `${info.file}: tensor '${name}' has ${bad.count} NaN or infinite value${bad.count === 1 ? '' : 's'} (first at element ${bad.first}); the checkpoint is damaged`,
+        );
+      }
+    }
     // mixed float types within a rule: everything in float32
     if (sourceType === 'F32' && info.dtype !== 'F32') return toFloat32(el as FloatElements, info.dtype as SourceFloatType);
     return el;
