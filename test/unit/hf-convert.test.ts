@@ -203,6 +203,8 @@ async function dropTokenizer(folder: string): Promise<void> {
 const goldenSkip = skipGolden('Hugging Face round trip of the golden models');
 
 describe.skipIf(goldenSkip)('golden round trip: GGUF -> Hugging Face checkpoint -> GGUF', () => {
+  const identical: string[] = [];
+  afterAll(() => console.log(`golden HF round trip: ${identical.length} of ${GOLDEN_MODELS.length} models byte-identical after export + convert (${identical.join(', ')})`));
   /** The F32 master (regenerated with gen_models.py when missing), or a skip saying why not. */
   const master = (model: GoldenModel, skip: (note?: string) => void): string | undefined => {
     const f = goldenF32(model);
@@ -228,6 +230,7 @@ describe.skipIf(goldenSkip)('golden round trip: GGUF -> Hugging Face checkpoint 
       expect(await differences(out, src)).toEqual([]);
       expect.fail('the files differ (outside metadata and tensor data: in the layout)');
     }
+    identical.push(model);
     await fs.rm(out);
   });
 
