@@ -17,7 +17,11 @@ export function f16ToF32(h: number): number {
 
 export function f32ToF16(value: number): number {
   f32[0] = value;
-  const x = u32[0];
+  return f32BitsToF16(u32[0] as number);
+}
+
+/** A float32 bit pattern to binary16, round to nearest even; NaN stays NaN (quiet). */
+export function f32BitsToF16(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const ax = x & 0x7fffffff;
   if (ax >= 0x7f800000) return sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0);

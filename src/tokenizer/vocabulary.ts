@@ -13,7 +13,7 @@
  * asserts), and every merge must be "left right" with both sides in the vocabulary.
  */
 import type { GGUFArray, GGUFMetadata } from '../formats/gguf/index.js';
-import { GGUFValueType } from '../formats/gguf/index.js';
+import { GGUF_INTEGER_TYPES, GGUFValueType } from '../formats/gguf/index.js';
 import { preTokenizerFor } from './pre-tokenizers.js';
 import { type SpecialTokenIds, TokenAttr, TokenizerError, type TokenizerModelName, TokenType, type Vocabulary } from './types.js';
 
@@ -41,16 +41,6 @@ export const SPECIAL_TOKEN_KEYS: readonly [keyof SpecialTokenIds, string][] = [
   ['fimMid', 'tokenizer.ggml.middle_token_id'],
 ];
 
-const INTEGER_TYPES = new Set<number>([
-  GGUFValueType.UINT8,
-  GGUFValueType.INT8,
-  GGUFValueType.UINT16,
-  GGUFValueType.INT16,
-  GGUFValueType.UINT32,
-  GGUFValueType.INT32,
-  GGUFValueType.UINT64,
-  GGUFValueType.INT64,
-]);
 
 /** Typed reads of tokenizer keys; every failure is a TokenizerError naming file and key. */
 class KeyReader {
@@ -76,7 +66,7 @@ class KeyReader {
   integer(key: string): number | undefined {
     const kv = this.metadata.entry(key);
     if (!kv) return undefined;
-    if (!INTEGER_TYPES.has(kv.type)) this.fail(key, 'must be an integer');
+    if (!GGUF_INTEGER_TYPES.has(kv.type)) this.fail(key, 'must be an integer');
     return Number(kv.value as number | bigint);
   }
   array(key: string, ok: (itemType: number) => boolean, what: string): GGUFArray | undefined {
@@ -122,7 +112,7 @@ export function readVocabulary(metadata: GGUFMetadata, warnings: string[] = []):
   if (scoreArray && scoreArray.items.length !== n) keys.lengthMismatch('tokenizer.ggml.scores', scoreArray.items.length, n);
   const scores = scoreArray ? Float32Array.from(scoreArray.items as Float32Array) : new Float32Array(n);
 
-  const typeArray = keys.array('tokenizer.ggml.token_type', (t) => INTEGER_TYPES.has(t) && t !== GGUFValueType.UINT64 && t !== GGUFValueType.INT64, 'an array of 32-bit integers');
+  const typeArray = keys.array('tokenizer.ggml.token_type', (t) => GGUF_INTEGER_TYPES.has(t) && t !== GGUFValueType.UINT64 && t !== GGUFValueType.INT64, 'an array of 32-bit integers');
   if (typeArray && typeArray.items.length !== n) keys.lengthMismatch('tokenizer.ggml.token_type', typeArray.items.length, n);
   const types = typeArray ? Int32Array.from(typeArray.items as ArrayLike<number>) : new Int32Array(n).fill(TokenType.NORMAL);
 

@@ -13,6 +13,7 @@
  */
 import { GGMLType } from '../core/dtypes.js';
 import { InvalidArgumentError } from '../core/errors.js';
+import { f32BitsToF16 } from '../core/fp16.js';
 
 /** Float element types a safetensors checkpoint stores and the converter reads. */
 export type SourceFloatType = 'F32' | 'F16' | 'BF16';
@@ -71,29 +72,6 @@ function f16ToF32Table(): Uint32Array {
   return f16Table;
 }
 
-/** One float32 bit pattern to binary16, round to nearest even (as core/fp16.ts f32ToF16). */
-function f16Bits(x: number): number {
-  const sign = (x >>> 16) & 0x8000;
-  const ax = x & 0x7fffffff;
-  if (ax >= 0x7f800000) return sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0);
-  if (ax >= 0x477ff000) return sign | 0x7c00;
-  if (ax < 0x38800000) {
-    if (ax < 0x33000000) return sign;
-    const e = ax >>> 23;
-    const m = (ax & 0x7fffff) | 0x800000;
-    const shift = 126 - e;
-    let r = m >>> shift;
-    const rem = m & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && r & 1)) r++;
-    return sign | r;
-  }
-  let r = (ax >>> 13) - ((127 - 15) << 10);
-  const rem = ax & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && r & 1)) r++;
-  return sign | r;
-}
-
 /** One float32 bit pattern to bfloat16 (ggml_compute_fp32_to_bf16). */
 function bf16Bits(x: number): number {
   if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 64) & 0xffff; // quiet NaN
@@ -136,7 +114,7 @@ function quantizeQ8_0Into(src: Float32Array, out: Uint8Array, o: number): void {
     const d = fr(amax / 127);
     const id = d ? fr(1 / d) : 0;
     F32_SCRATCH[0] = d;
-    const h = f16Bits(U32_SCRATCH[0] as number);
+    const h = f32BitsToF16(U32_SCRATCH[0] as number);
     out[o] = h & 0xff;
     out[o + 1] = h >>> 8;
     for (let j = 0; j < Q8_0_BLOCK; j++) {
@@ -220,7 +198,7 @@ export function convertFloatTensor(src: FloatElements, srcType: SourceFloatType,
       bits = new Uint32Array(src.buffer, src.byteOffset + start * 4, end - start);
     }
     if (target === GGMLType.F16) {
-      for (let i = 0; i < bits.length; i++) out16[start + i] = f16Bits(bits[i] as number);
+      for (let i = 0; i < bits.length; i++) out16[start + i] = f32BitsToF16(bits[i] as number);
     } else if (target === GGMLType.BF16) {
       for (let i = 0; i < bits.length; i++) out16[start + i] = bf16Bits(bits[i] as number);
     } else {

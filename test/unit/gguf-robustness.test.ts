@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GGMLType } from '../../src/core/dtypes.js';
 import { GGUFError, GGUFFile, type GGUFKV, GGUFValueType, kv, writeGGUF } from '../../src/formats/gguf/index.js';
 import { parseGGUFHeader } from '../../src/formats/gguf/parse.js';
+import { rng } from '../helpers/random.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sy-gguf-bad-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -178,17 +179,6 @@ describe('GGUF files that are wrong', () => {
   });
 });
 
-// A small seeded PRNG (mulberry32) so every failure reproduces.
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(src: Uint8Array, r: () => number): Uint8Array {
   const pick = (n: number) => Math.floor(r() * n);

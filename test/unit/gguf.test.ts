@@ -18,21 +18,13 @@ import {
   rewriteGGUF,
   writeGGUF,
 } from '../../src/formats/gguf/index.js';
+import { randomBytes } from '../helpers/random.js';
 import { GOLDEN_MODELS, goldenF32, goldenGGUFs, goldenPath, skipGolden } from '../helpers/golden.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sy-gguf-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const tmp = (name: string) => path.join(dir, name);
 
-function randomBytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s >>> 24;
-  }
-  return out;
-}
 
 const T = GGUFValueType;
 const ALL_VALUES: GGUFKV[] = [

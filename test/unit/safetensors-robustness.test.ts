@@ -17,6 +17,7 @@ import {
   writeShardedSafetensors,
 } from '../../src/formats/safetensors/index.js';
 import { parseStrictJson } from '../../src/formats/safetensors/json.js';
+import { rng } from '../helpers/random.js';
 
 const FUZZ_SEED = Number(process.env.SWITCHYARD_FUZZ_SEED ?? 0x5afe7e75);
 const FUZZ_CASES = Number(process.env.SWITCHYARD_FUZZ_CASES ?? (process.env.SWITCHYARD_TEST_TIER === 'all' ? 20000 : 1200));
@@ -38,17 +39,6 @@ function fileBytes(header: string | Uint8Array, data: ArrayLike<number> = [], he
   return out;
 }
 
-/** mulberry32: a small seeded PRNG, so every fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let counter = 0;
 async function fileWith(content: Uint8Array, name = `case-${counter++}.safetensors`): Promise<string> {
@@ -455,7 +445,7 @@ describe('safetensors fuzz', () => {
 
   it(`gives only SafetensorsError or success on ${FUZZ_CASES} mutated files`, async () => {
     const bases = await baseFiles();
-    const rand = prng(FUZZ_SEED);
+    const rand = rng(FUZZ_SEED);
     const file = path.join(dir, 'fuzz.safetensors');
     const unexpected: string[] = [];
     let opened = 0;
@@ -507,7 +497,7 @@ describe('safetensors fuzz', () => {
     const paths = await writeShardedSafetensors(folder, tensors, { maxShardBytes: 20 });
     const indexFile = paths[paths.length - 1];
     const base = new Uint8Array(await fs.readFile(indexFile));
-    const rand = prng(42);
+    const rand = rng(42);
     const unexpected: string[] = [];
     const cases = Math.max(200, Math.floor(FUZZ_CASES / 5));
     for (let i = 0; i < cases; i++) {
@@ -541,7 +531,7 @@ describe('safetensors fuzz', () => {
       if (typeof v === 'bigint') return Number(v);
       return v;
     };
-    const rand = prng(7);
+    const rand = rng(7);
     const alphabet = [...'{}[]",:-+.0123456789eE \\u/tnfalsrb\t\n\u00e9\u{1F600}', '\\ud800', '\\udc00', '\\u00'];
     let checked = 0;
     for (let i = 0; i < 3000; i++) {

@@ -19,6 +19,7 @@ import {
   writeSafetensors,
   writeShardedSafetensors,
 } from '../../src/formats/safetensors/index.js';
+import { randomBytes } from '../helpers/random.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -40,16 +41,6 @@ function fileBytes(headerJson: string, data: ArrayLike<number>, padTo = 8): Uint
   return out;
 }
 
-/** Deterministic bytes (a small LCG), so failures reproduce. */
-function bytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s >>> 24;
-  }
-  return out;
-}
 
 async function written(name: string, tensors: SafetensorsTensorInput[], metadata?: Record<string, string>) {
   const file = path.join(dir, name);
@@ -97,10 +88,10 @@ describe('safetensors layout (byte exact)', () => {
   });
 
   it('sorts by dtype (descending reference order) then name, writes metadata first, pads to 8', async () => {
-    const z = bytes(8, 1);
-    const a = bytes(4, 2);
-    const c = bytes(2, 3);
-    const b = bytes(3, 4);
+    const z = randomBytes(8, 1);
+    const a = randomBytes(4, 2);
+    const c = randomBytes(2, 3);
+    const b = randomBytes(3, 4);
     const m = Uint8Array.of(1, 0);
     const input: SafetensorsTensorInput[] = [
       { name: 'b', dtype: 'U8', shape: [3], data: b },
@@ -178,7 +169,7 @@ describe('safetensors round trips', () => {
     const input: SafetensorsTensorInput[] = SAFETENSORS_DTYPES.map((dtype, i) => {
       // 8 elements fill whole bytes for every type, including F4 (4 bytes) and F6 (6 bytes).
       const shape = [4, 2];
-      return { name: `t.${dtype.toLowerCase()}`, dtype, shape, data: bytes((8 * safetensorsDTypeBits(dtype)) / 8, i + 10) };
+      return { name: `t.${dtype.toLowerCase()}`, dtype, shape, data: randomBytes((8 * safetensorsDTypeBits(dtype)) / 8, i + 10) };
     });
     const metadata = { format: 'pt', note: 'every dtype' };
     const { file } = await written('dtypes.safetensors', input, metadata);
@@ -202,8 +193,8 @@ describe('safetensors round trips', () => {
     const input: SafetensorsTensorInput[] = [
       { name: 'empty', dtype: 'F32', shape: [0], data: new Uint8Array(0) },
       { name: 'empty3d', dtype: 'BF16', shape: [3, 0, 2], data: new Uint8Array(0) },
-      { name: 'scalar', dtype: 'F32', shape: [], data: bytes(4, 5) },
-      { name: 'scalar16', dtype: 'BF16', shape: [], data: bytes(2, 6) },
+      { name: 'scalar', dtype: 'F32', shape: [], data: randomBytes(4, 5) },
+      { name: 'scalar16', dtype: 'BF16', shape: [], data: randomBytes(2, 6) },
     ];
     const { file } = await written('empty-scalar.safetensors', input);
     const ckpt = await SafetensorsCheckpoint.open(file);
@@ -232,7 +223,7 @@ describe('safetensors round trips', () => {
       name: `t${String(i).padStart(2, '0')}`,
       dtype: 'I8',
       shape: [n],
-      data: bytes(n, 500 + i),
+      data: randomBytes(n, 500 + i),
     }));
     const { file, bytes: raw } = await written('mixed.safetensors', input);
     const headerLength = Number(new DataView(raw.buffer).getBigUint64(0, true));
@@ -244,7 +235,7 @@ describe('safetensors round trips', () => {
   });
 
   it('reads straight into a view of shared wasm memory', async () => {
-    const data = bytes(4096, 7);
+    const data = randomBytes(4096, 7);
     const { file } = await written('wasm.safetensors', [{ name: 'w', dtype: 'F16', shape: [32, 64], data }]);
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
     const view = new Uint8Array(memory.buffer, 1000, data.length);
@@ -289,7 +280,7 @@ describe('safetensors round trips', () => {
     const folder = path.join(dir, 'single');
     await fs.mkdir(folder);
     await writeSafetensors(path.join(folder, 'model.safetensors'), [
-      { name: 'x', dtype: 'I32', shape: [1], data: bytes(4, 9) },
+      { name: 'x', dtype: 'I32', shape: [1], data: randomBytes(4, 9) },
     ]);
     const a = await SafetensorsCheckpoint.open(folder);
     expect(a.path).toBe(path.join(folder, 'model.safetensors'));
@@ -310,7 +301,7 @@ describe('sharded safetensors', () => {
     name: `layers.${i}.weight`,
     dtype: 'U8',
     shape: [n],
-    data: bytes(n, 100 + i),
+    data: randomBytes(n, 100 + i),
   }));
 
   it('splits like huggingface_hub and writes the index as transformers does', async () => {

@@ -5,6 +5,7 @@
  * keys are `<general.architecture>.<name>`, reachable through the `arch*` getters.
  */
 import {
+  GGUF_INTEGER_TYPES,
   GGUF_VALUE_TYPE_NAMES,
   type GGUFArray,
   type GGUFKV,
@@ -13,16 +14,6 @@ import {
   GGUFValueType,
 } from './types.js';
 
-const INTEGER_TYPES = new Set<number>([
-  GGUFValueType.UINT8,
-  GGUFValueType.INT8,
-  GGUFValueType.UINT16,
-  GGUFValueType.INT16,
-  GGUFValueType.UINT32,
-  GGUFValueType.INT32,
-  GGUFValueType.UINT64,
-  GGUFValueType.INT64,
-]);
 const FLOAT_TYPES = new Set<number>([GGUFValueType.FLOAT32, GGUFValueType.FLOAT64]);
 
 function describe(kv: GGUFKV): string {
@@ -88,7 +79,7 @@ export class GGUFMetadata {
   int(key: string, ...fallback: unknown[]): unknown {
     if (fallback.length && !this.has(key)) return fallback[0];
     const kv = this.need(key);
-    if (!INTEGER_TYPES.has(kv.type)) this.wrongType(kv, 'an integer');
+    if (!GGUF_INTEGER_TYPES.has(kv.type)) this.wrongType(kv, 'an integer');
     const v = kv.value as number | bigint;
     if (typeof v === 'bigint') {
       if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
@@ -106,7 +97,7 @@ export class GGUFMetadata {
     if (fallback.length && !this.has(key)) return fallback[0];
     const kv = this.need(key);
     if (FLOAT_TYPES.has(kv.type)) return kv.value as number;
-    if (INTEGER_TYPES.has(kv.type)) return this.int(key);
+    if (GGUF_INTEGER_TYPES.has(kv.type)) return this.int(key);
     return this.wrongType(kv, 'a number');
   }
 
@@ -139,7 +130,7 @@ export class GGUFMetadata {
   numberArray<D>(key: string, fallback: D): readonly number[] | D;
   numberArray(key: string, ...fallback: unknown[]): unknown {
     if (fallback.length && !this.has(key)) return fallback[0];
-    const a = this.array(key, (t) => INTEGER_TYPES.has(t) || FLOAT_TYPES.has(t), 'an array of numbers');
+    const a = this.array(key, (t) => GGUF_INTEGER_TYPES.has(t) || FLOAT_TYPES.has(t), 'an array of numbers');
     return Array.from(a.items as ArrayLike<number | bigint>, (v) => Number(v));
   }
 

@@ -29,6 +29,18 @@ export const GGUFValueType = {
 } as const;
 export type GGUFValueType = (typeof GGUFValueType)[keyof typeof GGUFValueType];
 
+/** The integer value types (any width, signed or not). */
+export const GGUF_INTEGER_TYPES: ReadonlySet<number> = new Set<number>([
+  GGUFValueType.UINT8,
+  GGUFValueType.INT8,
+  GGUFValueType.UINT16,
+  GGUFValueType.INT16,
+  GGUFValueType.UINT32,
+  GGUFValueType.INT32,
+  GGUFValueType.UINT64,
+  GGUFValueType.INT64,
+]);
+
 export const GGUF_VALUE_TYPE_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(GGUFValueType).map(([name, id]) => [id, name.toLowerCase()]),
 );
