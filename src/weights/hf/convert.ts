@@ -13,7 +13,7 @@ import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { GGMLType } from '../../core/dtypes.js';
 import { SwitchyardError } from '../../core/errors.js';
-import { type GGUFKV, kv, writeGGUF } from '../../formats/gguf/index.js';
+import { type GGUFKV, type GGUFWriteTensor, kv, writeGGUF } from '../../formats/gguf/index.js';
 import { SafetensorsCheckpoint, type SafetensorsTensorInfo } from '../../formats/safetensors/index.js';
 import { ggufTokenizerMetadataFromHuggingFace, type JsonObject } from '../../tokenizer/index.js';
 import {
@@ -398,7 +398,7 @@ interface PlannedOutput {
   shape: Shape;
   type: number;
   group: string;
-  data: () => Promise<Uint8Array>;
+  data: GGUFWriteTensor['data'];
 }
 
 /** Converts a Hugging Face checkpoint folder (config.json + safetensors [+ tokenizer.json]) to a GGUF file. */
@@ -474,6 +474,12 @@ export async function convertHuggingFaceToGGUF(
       const transform = TRANSFORMS[app.rule.transform ?? 'rename'];
       const group = app.bid === undefined ? 'global' : `blk.${app.bid}`;
       const types = app.outputs.map((o) => transform.rawGGUFType ?? outputTypeFor(o.name, o.shape, targetType));
+      if (app.rule.transform === 'stackExperts') {
+        const o = app.outputs[0] as (typeof app.outputs)[number];
+        const data = () => stackedExperts(ckpt, infos, app, sourceType, types, dir);
+        outputs.push({ name: o.name, shape: o.shape, type: types[0] as number, group, data });
+        return;
+      }
       // A rule with several outputs runs once; its other outputs wait here until written (next).
       let pending: Promise<Uint8Array[]> | undefined;
       const run = (): Promise<Uint8Array[]> => {
@@ -594,16 +600,14 @@ function assembleMetadata(
   return out;
 }
 
-/** Reads a rule's checkpoint tensors, transforms them and converts each output to its GGUF type. */
-async function produce(
+/** Reading a rule's inputs (NaN/Inf refused, mixed floats widened) and typing its outputs. */
+function ruleIO(
   ckpt: SafetensorsCheckpoint,
   infos: ReadonlyMap<string, SafetensorsTensorInfo>,
   app: RuleApplication,
   sourceType: string,
   types: readonly number[],
-  params: TransformParams,
-  where: string,
-): Promise<Uint8Array[]> {
+) {
   const transform = TRANSFORMS[app.rule.transform ?? 'rename'];
   const load = async (name: string): Promise<Elements> => {
     const info = infos.get(name) as SafetensorsTensorInfo;
@@ -624,28 +628,58 @@ async function produce(
     if (transform.rawGGUFType !== undefined) return el as Uint8Array;
     return convertFloatTensor(el as FloatElements, sourceType as SourceFloatType, types[i] as number);
   };
+  const wrap = (e: unknown, where: string): Error => {
+    if (e instanceof SwitchyardError) return e;
+    return new ConvertError(
+      `${where}: converting ${app.inputs.flat().slice(0, 3).join(', ')} to ${app.outputs.map((o) => o.name).join(', ')}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  };
+  return { transform, load, finish, wrap };
+}
+
+/** Reads a rule's checkpoint tensors, transforms them and converts each output to its GGUF type. */
+async function produce(
+  ckpt: SafetensorsCheckpoint,
+  infos: ReadonlyMap<string, SafetensorsTensorInfo>,
+  app: RuleApplication,
+  sourceType: string,
+  types: readonly number[],
+  params: TransformParams,
+  where: string,
+): Promise<Uint8Array[]> {
+  const { transform, load, finish, wrap } = ruleIO(ckpt, infos, app, sourceType, types);
   try {
-    if (app.rule.transform === 'stackExperts') {
-      // Expert by expert into the output: memory is the stack in its output type plus one expert.
-      const names = app.inputs[0] as readonly string[];
-      let out: Uint8Array | undefined;
-      for (let x = 0; x < names.length; x++) {
-        const bytes = finish(await load(names[x] as string), 0);
-        out ??= new Uint8Array(bytes.length * names.length);
-        out.set(bytes, x * bytes.length);
-      }
-      return [out as Uint8Array];
-    }
     const inputs: TensorValue[] = [];
     for (const names of app.inputs) {
       for (const name of names) inputs.push({ shape: (infos.get(name) as SafetensorsTensorInfo).shape, data: await load(name) });
     }
     return transform.forward(inputs, params).map((t, i) => finish(t.data, i));
   } catch (e) {
-    if (e instanceof SwitchyardError) throw e;
-    throw new ConvertError(
-      `${where}: converting ${app.inputs.flat().slice(0, 3).join(', ')} to ${app.outputs.map((o) => o.name).join(', ')}: ${(e as Error).message}`,
-      { cause: e },
-    );
+    throw wrap(e, where);
+  }
+}
+
+/**
+ * A stackExperts rule, one expert at a time: the writer streams each expert as it is converted,
+ * so memory holds one expert, never the stack (a large model's stack passes 4 GiB).
+ */
+async function* stackedExperts(
+  ckpt: SafetensorsCheckpoint,
+  infos: ReadonlyMap<string, SafetensorsTensorInfo>,
+  app: RuleApplication,
+  sourceType: string,
+  types: readonly number[],
+  where: string,
+): AsyncGenerator<Uint8Array> {
+  const { load, finish, wrap } = ruleIO(ckpt, infos, app, sourceType, types);
+  for (const name of app.inputs[0] as readonly string[]) {
+    let bytes: Uint8Array;
+    try {
+      bytes = finish(await load(name), 0);
+    } catch (e) {
+      throw wrap(e, where);
+    }
+    yield bytes;
   }
 }
