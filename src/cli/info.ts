@@ -65,13 +65,17 @@ export async function info(opts: GlobalOptions & { json?: boolean }): Promise<vo
       `  kernels in use: ${dev.backend.name} on ${dev.backend.threads} thread${dev.backend.threads === 1 ? '' : 's'} (choose with --kernels ${KERNEL_CHOICES.join('|')} and --threads N, or SWITCHYARD_KERNELS / SWITCHYARD_THREADS)`,
       `  kernel self-check: ${report.selfCheck}`,
       '',
-      'This version contains the compute core (tensors, WebAssembly kernels, threads).',
-      'Loading and running models comes with the next releases.',
+      'This version has the compute core (tensors, WebAssembly kernels, threads) and the file',
+      'formats: GGUF and safetensors, Hugging Face checkpoint conversion, tokenizers and chat',
+      'templates. Running models comes with the next release.',
       '',
       'Next steps:',
-      '  npm run bench:kernels      measure kernel throughput on this machine',
-      '  switchyard info --json     this report as JSON',
-      '  switchyard --help          all commands and options',
+      '  switchyard inspect <model.gguf>            parameters, experts, quantization mix, memory',
+      '  switchyard tokenize <model.gguf> "text"    token ids as llama.cpp gives them',
+      '  switchyard convert <hf-folder> <out.gguf>  a Hugging Face checkpoint to GGUF (--type f32|f16|bf16|q8_0)',
+      '  npm run bench:kernels                      measure kernel throughput on this machine',
+      '  switchyard info --json                     this report as JSON',
+      '  switchyard --help                          all commands and options',
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     if (!check.ok) process.exitCode = 1;
