@@ -103,7 +103,13 @@ export type {
   StreamingDecoder,
   Vocabulary,
 } from './tokenizer/index.js';
-export { CHATML_TEMPLATE, ChatTemplate, ChatTemplateError, chatTemplateOrChatML } from './tokenizer/chat-template.js';
+export {
+  CHATML_TEMPLATE,
+  ChatTemplate,
+  ChatTemplateError,
+  chatTemplateFor,
+  chatTemplateOrChatML,
+} from './tokenizer/chat-template.js';
 export type {
   ChatContentPart,
   ChatMessage,

@@ -216,6 +216,23 @@ export function chatTemplateOrChatML(source: string | null | undefined, options:
   return new ChatTemplate(source, options);
 }
 
+/** What chatTemplateFor needs of a tokenizer (Tokenizer has it). */
+export interface TemplateTokens {
+  readonly chatTemplate: string | undefined;
+  readonly bos: number | null;
+  readonly eos: number | null;
+  tokenToPiece(id: number): string;
+}
+
+/**
+ * A model's chat template with its own BOS/EOS text filled in (ChatML when it ships none), as
+ * llama.cpp's common_chat_templates_init does with the vocabulary's bos/eos tokens.
+ */
+export function chatTemplateFor(tokenizer: TemplateTokens, name?: string): ChatTemplate {
+  const text = (id: number | null) => (id === null ? '' : tokenizer.tokenToPiece(id));
+  return chatTemplateOrChatML(tokenizer.chatTemplate, { bosToken: text(tokenizer.bos), eosToken: text(tokenizer.eos), name });
+}
+
 function describeSource(source: string): string {
   const start = source.slice(0, 40).replace(/\s+/g, ' ');
   return `(${source.length} characters, starting "${start}${source.length > 40 ? '...' : ''}")`;
