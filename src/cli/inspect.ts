@@ -1,7 +1,11 @@
-/** `switchyard inspect <model>`: a thin shell over summarizeGGUF (src/weights/summary.ts). */
+/**
+ * `switchyard inspect <model>`: a thin shell over summarizeGGUF / summarizeHuggingFace
+ * (src/weights/summary.ts). <model> is a GGUF file or a Hugging Face checkpoint folder.
+ */
+import { existsSync, statSync } from 'node:fs';
 import { fmtBytes } from '../core/heap.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
-import { type ModelSummary, summarizeGGUF } from '../weights/summary.js';
+import { type ModelSummary, summarizeGGUF, summarizeHuggingFace } from '../weights/summary.js';
 
 /** 1234567 -> "1.23 M". */
 export function fmtCount(n: number): string {
@@ -49,12 +53,17 @@ export function formatSummary(s: ModelSummary, withTensors: boolean): string {
   return lines.join('\n');
 }
 
-export async function inspect(model: string, opts: { json?: boolean; tensors?: boolean }): Promise<void> {
+async function summarize(model: string): Promise<ModelSummary> {
+  if (existsSync(model) && statSync(model).isDirectory()) return summarizeHuggingFace(model);
   const file = await GGUFFile.open(model);
   try {
-    const s = summarizeGGUF(file);
-    process.stdout.write(`${opts.json ? JSON.stringify(s, null, 2) : formatSummary(s, !!opts.tensors)}\n`);
+    return summarizeGGUF(file);
   } finally {
     await file.close();
   }
+}
+
+export async function inspect(model: string, opts: { json?: boolean; tensors?: boolean }): Promise<void> {
+  const s = await summarize(model);
+  process.stdout.write(`${opts.json ? JSON.stringify(s, null, 2) : formatSummary(s, !!opts.tensors)}\n`);
 }

@@ -42,7 +42,7 @@ export function buildProgram(): Command {
   program
     .command('inspect')
     .description('show a model file: architecture, parameters (total and active per token), experts, quantization mix, tensors, memory')
-    .argument('<model>', 'a GGUF file (for split models, any part)')
+    .argument('<model>', 'a GGUF file (for split models, any part) or a Hugging Face checkpoint folder')
     .option('--json', 'print the summary as JSON')
     .option('--tensors', 'list every tensor (the JSON always does)')
     .action(async (model: string, cmdOpts: { json?: boolean; tensors?: boolean }) => inspect(model, cmdOpts));

@@ -6,8 +6,10 @@
  * Expert tensors are recognised by GGUF names (`*_exps.*`, gguf-py/gguf/constants.py); file
  * type names follow gguf-py's LlamaFileType.
  */
-import { dtypeInfo } from '../core/dtypes.js';
+import { dtypeInfo, rowBytes } from '../core/dtypes.js';
+import { GGUFMetadata } from '../formats/gguf/metadata.js';
 import type { GGUFFile } from '../formats/gguf/reader.js';
+import { planConversion } from './hf/convert.js';
 
 export interface TensorSummary {
   readonly name: string;
@@ -64,8 +66,39 @@ const FILE_TYPES = [
 const EXPERT_TENSOR = /_exps\.(weight|bias)$/;
 const LAYER = /^blk\.(\d+)\./;
 
+/** What a summary is made from: GGUF metadata and tensor infos, whatever the file. */
+export interface ModelDescription {
+  readonly path: string;
+  readonly format: string;
+  readonly metadata: GGUFMetadata;
+  readonly tensors: Iterable<{ name: string; type: number; shape: readonly number[]; byteLength: number }>;
+}
+
 /** Summarises an open GGUF file (metadata and tensor infos only: no tensor data is read). */
 export function summarizeGGUF(file: GGUFFile): ModelSummary {
+  return summarizeModel({ path: file.path, format: `GGUF v${file.version}`, metadata: file.metadata, tensors: file.tensors.values() });
+}
+
+/**
+ * Summarises a Hugging Face checkpoint folder as the GGUF file `convert --type auto` would make
+ * of it (names, shapes and types), reading config.json, tokenizer files and safetensors headers.
+ */
+export async function summarizeHuggingFace(folder: string): Promise<ModelSummary> {
+  const plan = await planConversion(folder);
+  await plan.close();
+  const byteLength = (type: number, shape: readonly number[]) => {
+    const cols = shape[shape.length - 1] as number;
+    return shape.slice(0, -1).reduce((a, b) => a * b, 1) * rowBytes(type, cols);
+  };
+  return summarizeModel({
+    path: plan.folder,
+    format: 'Hugging Face safetensors (shown as GGUF with convert --type auto)',
+    metadata: new GGUFMetadata(plan.metadata, plan.folder),
+    tensors: plan.tensors.map((t) => ({ name: t.name, type: t.type, shape: t.shape, byteLength: byteLength(t.type, t.shape) })),
+  });
+}
+
+export function summarizeModel(file: ModelDescription): ModelSummary {
   const m = file.metadata;
   const arch = m.string('general.architecture', 'unknown');
   const key = (k: string) => `${arch}.${k}`;
@@ -79,7 +112,7 @@ export function summarizeGGUF(file: GGUFFile): ModelSummary {
   let expertParams = 0;
   let expertBytes = 0;
   let weightBytes = 0;
-  for (const t of file.tensors.values()) {
+  for (const t of file.tensors) {
     const type = dtypeInfo(t.type).name;
     const parameters = t.shape.reduce((a, b) => a * b, 1);
     const expert = EXPERT_TENSOR.test(t.name);
@@ -112,7 +145,7 @@ export function summarizeGGUF(file: GGUFFile): ModelSummary {
 
   return {
     file: file.path,
-    format: `GGUF v${file.version}`,
+    format: file.format,
     architecture: arch,
     name: m.string('general.name', undefined),
     fileType: fileTypeId === undefined ? undefined : (FILE_TYPES[fileTypeId] ?? `file type ${fileTypeId}`),

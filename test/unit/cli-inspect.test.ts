@@ -1,9 +1,12 @@
 // `switchyard inspect`: the summary of a golden model against numbers worked out by hand from
 // ../shared/golden/ARCHITECTURES.md, and errors for people.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { exportGGUFToHuggingFace } from '../../src/weights/hf/export.js';
 import { goldenPath, skipGolden } from '../helpers/golden.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -39,6 +42,27 @@ describe.skipIf(skipGolden('switchyard inspect on golden models'))('switchyard i
     expect(r.stdout).toMatch(/architecture +llama/);
     expect(r.stdout).toMatch(/experts +8 per layer in 2 layers, 2 used per token/);
     expect(r.stdout).toMatch(/blk\.1\.ffn_down_exps\.weight +Q4_0 +\[8, 64, 256\]/);
+  });
+});
+
+describe.skipIf(skipGolden('switchyard inspect on a Hugging Face folder'))('switchyard inspect <hf-folder>', () => {
+  it('summarises a checkpoint folder as the GGUF it converts to (same parameters and experts)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sy-inspect-'));
+    try {
+      const gguf = goldenPath('qwen2moe/qwen2moe-Q4_K_M.gguf');
+      await exportGGUFToHuggingFace(gguf, dir);
+      const fromFolder = run(['inspect', dir, '--json']);
+      expect(fromFolder.status, fromFolder.stderr).toBe(0);
+      const a = JSON.parse(fromFolder.stdout);
+      const b = JSON.parse(run(['inspect', gguf, '--json']).stdout);
+      expect(a.parameters).toEqual(b.parameters);
+      expect(a.experts).toEqual(b.experts);
+      const names = (x: { tensors: { name: string }[] }) => x.tensors.map((t) => t.name).sort();
+      expect(names(a)).toEqual(names(b));
+      expect(a.format).toMatch(/Hugging Face safetensors/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -393,7 +393,7 @@ function ruleSourceType(app: RuleApplication, infos: ReadonlyMap<string, Safeten
 
 // ---- the converter ---------------------------------------------------------------------------
 
-interface PlannedOutput {
+export interface PlannedOutput {
   name: string;
   shape: Shape;
   type: number;
@@ -401,12 +401,26 @@ interface PlannedOutput {
   data: GGUFWriteTensor['data'];
 }
 
-/** Converts a Hugging Face checkpoint folder (config.json + safetensors [+ tokenizer.json]) to a GGUF file. */
-export async function convertHuggingFaceToGGUF(
-  folder: string,
-  outFile: string,
-  options: ConvertOptions = {},
-): Promise<ConvertResult> {
+/** A checkpoint mapped onto a GGUF file: metadata and tensors (read on demand), nothing written. */
+export interface ConversionPlan {
+  readonly folder: string;
+  /** GGUF `general.architecture`. */
+  readonly architecture: string;
+  readonly metadata: readonly GGUFKV[];
+  /** GGUF tensors in file order, each with its output type and a function producing its data. */
+  readonly tensors: readonly PlannedOutput[];
+  /** Checkpoint tensors deliberately left out (rotary caches, tied lm_head, MTP layers). */
+  readonly ignored: readonly string[];
+  readonly warnings: readonly string[];
+  /** Closes the checkpoint's files. */
+  close(): Promise<void>;
+}
+
+/**
+ * Maps a Hugging Face checkpoint folder (config.json + safetensors [+ tokenizer.json]) onto a GGUF
+ * file without reading tensor data: what `convert` writes and what `inspect` shows.
+ */
+export async function planConversion(folder: string, options: Omit<ConvertOptions, 'onProgress'> = {}): Promise<ConversionPlan> {
   const dir = path.resolve(folder);
   const dirStat = await stat(dir).catch(() => undefined);
   if (!dirStat?.isDirectory()) {
@@ -507,6 +521,18 @@ export async function convertHuggingFaceToGGUF(
       name: options.name ?? defaultName(config, dir),
       fileType: FILE_TYPE[target],
     });
+    return { folder: dir, architecture: map.architecture, metadata, tensors: outputs, ignored: plan.ignored, warnings, close: () => ckpt.close() };
+  } catch (e) {
+    await ckpt.close();
+    throw e;
+  }
+}
+
+/** Converts a Hugging Face checkpoint folder (config.json + safetensors [+ tokenizer.json]) to a GGUF file. */
+export async function convertHuggingFaceToGGUF(folder: string, outFile: string, options: ConvertOptions = {}): Promise<ConvertResult> {
+  const plan = await planConversion(folder, options);
+  try {
+    const outputs = plan.tensors;
     const typeCounts: Record<string, number> = {};
     for (const o of [...outputs].sort((a, b) => a.type - b.type)) {
       const typeName = Object.entries(GGMLType).find(([, id]) => id === o.type)?.[0] ?? String(o.type);
@@ -516,7 +542,7 @@ export async function convertHuggingFaceToGGUF(
     try {
       await writeGGUF(
         outFile,
-        { metadata, tensors: outputs.map(({ name, shape: s, type, data }) => ({ name, shape: s, type, data })) },
+        { metadata: plan.metadata, tensors: outputs.map(({ name, shape: s, type, data }) => ({ name, shape: s, type, data })) },
         {
           onProgress: (p) => {
             bytes = p.bytes;
@@ -531,15 +557,15 @@ export async function convertHuggingFaceToGGUF(
     }
     return {
       outFile: path.resolve(outFile),
-      architecture: map.architecture,
+      architecture: plan.architecture,
       tensors: outputs.length,
       bytes,
       typeCounts,
       ignored: plan.ignored,
-      warnings,
+      warnings: plan.warnings,
     };
   } finally {
-    await ckpt.close();
+    await plan.close();
   }
 }
 
