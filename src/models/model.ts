@@ -1,0 +1,110 @@
+/**
+ * A loaded model: configuration, weights in device memory, a KV cache, and the forward pass of
+ * its architecture. `eval(tokens, pos)` runs T tokens at positions [pos, pos + T) (a prompt in
+ * one batch, or one token while decoding) and returns their logits.
+ */
+import { GGMLType } from '../core/dtypes.js';
+import { SwitchyardError } from '../core/errors.js';
+import type { Arena } from '../core/heap.js';
+import { i32Tensor } from '../core/tensor.js';
+import { GGUFFile } from '../formats/gguf/reader.js';
+import { KVCache } from '../generate/kv-cache.js';
+import { createDevice, type Device, type KernelChoice } from '../kernels/device.js';
+import { type ModelConfig, modelConfigFromGGUF, UnsupportedArchitectureError } from './config.js';
+import type { Step } from './nn/layers.js';
+import { ARCHITECTURES, type Forward } from './registry.js';
+import { type LoadProgress, ModelWeights } from './weights.js';
+
+export interface ModelLoadOptions {
+  /** Positions the KV cache holds (default: the model's context length, at most 4096). */
+  readonly contextLength?: number;
+  readonly kernels?: KernelChoice;
+  readonly threads?: number;
+  readonly onProgress?: (p: LoadProgress) => void;
+  /**
+   * Dequantize every weight to F32 at load and compute in float32 (the reference path: it
+   * reproduces llama.cpp's results on the dequantized weights, the goldens' `f32math`).
+   */
+  readonly dequantize?: boolean;
+}
+
+export class Model {
+  private readonly activations: Arena;
+
+  private constructor(
+    readonly path: string,
+    readonly file: GGUFFile,
+    readonly config: ModelConfig,
+    readonly device: Device,
+    readonly weights: ModelWeights,
+    readonly cache: KVCache,
+    private readonly run: Forward,
+  ) {
+    this.activations = device.heap.arena('activations');
+  }
+
+  static async load(path: string, options: ModelLoadOptions = {}): Promise<Model> {
+    const file = await GGUFFile.open(path);
+    let device: Device | undefined;
+    try {
+      const config = modelConfigFromGGUF(file.metadata, { tensorNames: file.tensors.keys() });
+      const run = ARCHITECTURES[config.architecture];
+      if (!run) throw new UnsupportedArchitectureError(path, config.architecture);
+      const ctx = options.contextLength ?? Math.min(config.contextLength, 4096);
+      if (!Number.isInteger(ctx) || ctx < 1) {
+        throw new SwitchyardError('E_INVALID_ARGUMENT', `contextLength must be a positive integer, got ${ctx}`);
+      }
+      device = await createDevice({ kernels: options.kernels, threads: options.threads });
+      let weights = await ModelWeights.load(file, device.heap.arena('weights'), options.onProgress);
+      if (options.dequantize) weights = weights.dequantized(device.backend, device.heap.arena('weights (f32)'));
+      const a = config.attention;
+      const layers = a.headCountKV.map((hkv) => ({ headsKV: hkv, keyLength: a.keyLength, valueLength: a.valueLength }));
+      const cache = new KVCache(device.heap.arena('kv cache'), ctx, layers);
+      return new Model(path, file, config, device, weights, cache, run);
+    } catch (e) {
+      device?.dispose();
+      await file.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Runs tokens at positions [pos, pos + T) and returns the logits [T, V] (or only the last
+   * row with `last`). Positions from pos on are overwritten in the cache.
+   */
+  eval(tokens: readonly number[], pos: number, options: { last?: boolean } = {}): Float32Array {
+    const T = tokens.length;
+    const V = this.config.vocabSize;
+    if (T === 0) return new Float32Array(0);
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= V) {
+        throw new SwitchyardError('E_INVALID_ARGUMENT', `token id ${t} is outside the vocabulary (0..${V - 1})`);
+      }
+    }
+    this.cache.reserve(pos, T);
+    try {
+      const step: Step = {
+        backend: this.device.backend,
+        arena: this.activations,
+        weights: this.weights,
+        config: this.config,
+        cache: this.cache,
+        pos,
+        T,
+        positions: i32Tensor(this.activations, [T], Array.from({ length: T }, (_, i) => pos + i)),
+      };
+      const logits = this.run(step, tokens);
+      if (logits.type !== GGMLType.F32 || logits.shape[1] !== V) throw new Error(`forward returned ${logits}`);
+      const all = logits.f32();
+      this.cache.length = pos + T;
+      return options.last ? all.slice((T - 1) * V) : all.slice();
+    } finally {
+      this.activations.reset();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.device.dispose();
+    await this.file.close();
+  }
+}

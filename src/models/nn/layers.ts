@@ -1,0 +1,203 @@
+/**
+ * Shared layers of the model files: a forward step's context, linear layers, norms, RoPE
+ * parameters, grouped-query attention with the KV cache, the dense SwiGLU FFN and the routed
+ * MoE FFN (router -> top-k -> expert group -> weighted sum). Each model file composes these so
+ * that its forward pass reads like the equations. Every numeric step is one kernel call.
+ * Reference: llama.cpp src/llama-graph.cpp (build_norm, build_attn, build_ffn, build_moe_ffn).
+ *
+ * Shapes: T tokens, D model dim, H/Hkv heads, Dk/Dv head dims, F FFN dim, E experts, K used.
+ */
+import { GGMLType } from '../../core/dtypes.js';
+import type { Arena } from '../../core/heap.js';
+import { allocTensor, i32Tensor, type Tensor } from '../../core/tensor.js';
+import type { KVCache } from '../../generate/kv-cache.js';
+import type { ExpertActivation, KernelBackend, RopeParams } from '../../kernels/backend.js';
+import { type RouterOptions, route } from '../../router/route.js';
+import type { ModelConfig } from '../config.js';
+import type { ModelWeights } from '../weights.js';
+
+/** One forward step: T tokens at positions [pos, pos + T). */
+export interface Step {
+  readonly backend: KernelBackend;
+  /** Activations of this step (reset when the step ends). */
+  readonly arena: Arena;
+  readonly weights: ModelWeights;
+  readonly config: ModelConfig;
+  readonly cache: KVCache;
+  readonly pos: number;
+  readonly T: number;
+  /** [T] I32 positions. */
+  readonly positions: Tensor;
+}
+
+export const newF32 = (s: Step, shape: readonly number[]): Tensor => allocTensor(s.arena, GGMLType.F32, shape, 'activation');
+
+/** Token embeddings: rows of token_embd [V, D] for tokens [T] -> [T, D]. */
+export function embed(s: Step, tokens: readonly number[]): Tensor {
+  const table = s.weights.get('token_embd.weight');
+  const ids = i32Tensor(s.arena, [tokens.length], tokens);
+  const x = newF32(s, [tokens.length, table.cols]);
+  s.backend.getRows(x, table, ids);
+  return x;
+}
+
+/** x [T, C] · Wᵀ (+ b) -> [T, R]. */
+export function linear(s: Step, x: Tensor, w: Tensor, b?: Tensor): Tensor {
+  const out = newF32(s, [x.rows, w.rows]);
+  s.backend.matmul(out, w, x);
+  if (b) s.backend.add(out, out, b);
+  return out;
+}
+
+/** The named linear layer with its optional bias (`<name>.weight`, `<name>.bias`). */
+export function dense(s: Step, x: Tensor, name: string): Tensor {
+  return linear(s, x, s.weights.get(`${name}.weight`), s.weights.optional(`${name}.bias`));
+}
+
+/** RMSNorm(x, w) (+ b when the model has a norm bias, as phi3's). */
+export function rmsNorm(s: Step, x: Tensor, name: string): Tensor {
+  const out = newF32(s, x.shape);
+  s.backend.rmsNorm(out, x, s.weights.get(`${name}.weight`), s.config.normEpsilon);
+  const b = s.weights.optional(`${name}.bias`);
+  if (b) s.backend.add(out, out, b);
+  return out;
+}
+
+/** a + b * scale (the residual stream), written into a. */
+export function residual(s: Step, a: Tensor, b: Tensor, scale = 1): Tensor {
+  if (scale !== 1) s.backend.scale(b, b, scale);
+  s.backend.add(a, a, b);
+  return a;
+}
+
+/** RoPE parameters of a layer from the configuration (llama.cpp llama_model / llm_graph_context). */
+export function ropeParams(c: ModelConfig, freqFactors?: Tensor, sliding = false): RopeParams {
+  const r = c.rope;
+  const scaled = r.scalingType === 'linear' || r.scalingType === 'yarn';
+  return {
+    nDims: r.dimensionCount,
+    mode: r.type,
+    freqBase: sliding ? r.freqBaseSliding : r.freqBase,
+    freqScale: scaled ? 1 / r.scalingFactor : 1,
+    ...(r.scalingType === 'yarn'
+      ? { extFactor: 1, nCtxOrig: r.originalContextLength, betaFast: r.yarnBetaFast, betaSlow: r.yarnBetaSlow }
+      : {}),
+    attnFactor: r.attnFactor,
+    ...(freqFactors ? { freqFactors } : {}),
+  };
+}
+
+export interface AttentionOptions {
+  /** q/k RMSNorm: per head (qwen3moe) or over the whole projection (olmoe). */
+  readonly qkNorm?: 'head' | 'full';
+  /** Multiplier of q·k; default attention.scale, else 1/sqrt(Dk). */
+  readonly scale?: number;
+  /** Per-pair RoPE frequency divisors (rope_freqs, LongRoPE factors). */
+  readonly freqFactors?: Tensor;
+  readonly sliding?: boolean;
+  /** Attention sinks [H] (gpt-oss). */
+  readonly sinks?: Tensor;
+}
+
+/**
+ * Grouped-query self-attention of block il on x [T, D] -> [T, D]:
+ *   q, k, v = Wq x (+bq), Wk x (+bk), Wv x (+bv);  q, k = rope(norm?(q)), rope(norm?(k))
+ *   cache[pos .. pos+T) = k, v;  o = softmax(scale q kᵀ + causal mask) v;  out = Wo o (+bo)
+ * Keys and values are written straight into the cache rows of this step.
+ */
+export function attention(s: Step, il: number, x: Tensor, o: AttentionOptions = {}): Tensor {
+  const c = s.config;
+  const a = c.attention;
+  const H = a.headCount[il] as number;
+  const Hkv = a.headCountKV[il] as number;
+  const Dk = a.keyLength;
+  const Dv = a.valueLength;
+  const p = `blk.${il}.`;
+  const { T, backend } = s;
+
+  let q = dense(s, x, `${p}attn_q`); // [T, H·Dk]
+  const slot = s.cache.slot(il, s.pos, T);
+  const k = slot.k.reshape([T, Hkv * Dk]); // [T, Hkv·Dk], in the cache
+  const v = slot.v.reshape([T, Hkv * Dv]);
+  backend.matmul(k, s.weights.get(`${p}attn_k.weight`), x);
+  backend.matmul(v, s.weights.get(`${p}attn_v.weight`), x);
+  const bk = s.weights.optional(`${p}attn_k.bias`);
+  const bv = s.weights.optional(`${p}attn_v.bias`);
+  if (bk) backend.add(k, k, bk);
+  if (bv) backend.add(v, v, bv);
+
+  if (o.qkNorm === 'full') {
+    q = rmsNorm(s, q, `${p}attn_q_norm`);
+    backend.rmsNorm(k, k, s.weights.get(`${p}attn_k_norm.weight`), c.normEpsilon);
+  }
+  let q3 = q.reshape([T, H, Dk]);
+  const k3 = k.reshape([T, Hkv, Dk]);
+  if (o.qkNorm === 'head') {
+    q3 = rmsNorm(s, q3.reshape([T * H, Dk]), `${p}attn_q_norm`).reshape([T, H, Dk]);
+    backend.rmsNorm(k3.reshape([T * Hkv, Dk]), k3.reshape([T * Hkv, Dk]), s.weights.get(`${p}attn_k_norm.weight`), c.normEpsilon);
+  }
+  const rope = ropeParams(c, o.freqFactors, o.sliding);
+  backend.rope(q3, q3, s.positions, rope);
+  backend.rope(k3, k3, s.positions, rope);
+
+  const cached = s.cache.upTo(il, s.pos + T);
+  const out = newF32(s, [T, H, Dv]);
+  backend.attention(out, q3, cached.k, cached.v, {
+    scale: o.scale ?? a.scale ?? 1 / Math.sqrt(Dk),
+    qPos0: s.pos,
+    ...(o.sliding ? { window: a.slidingWindow } : {}),
+    ...(o.sinks ? { sinks: o.sinks } : {}),
+  });
+  return dense(s, out.reshape([T, H * Dv]), `${p}attn_output`);
+}
+
+/** The SwiGLU FFN `<prefix>{gate,up,down}<suffix>`: down(silu(gate x) ⊙ up x). */
+export function swigluFFN(s: Step, x: Tensor, il: number, suffix = ''): Tensor {
+  const p = `blk.${il}.ffn_`;
+  const g = dense(s, x, `${p}gate${suffix}`); // [T, F]
+  const u = dense(s, x, `${p}up${suffix}`);
+  s.backend.swiglu(g, g, u);
+  return dense(s, g, `${p}down${suffix}`); // [T, D]
+}
+
+/** Router options of the model's MoE configuration (gating, normalisation, scale, groups, bias). */
+export function routerOptions(s: Step, il: number): RouterOptions {
+  const m = s.config.moe;
+  if (!m) throw new Error('routerOptions: the model has no experts');
+  const bias = s.weights.optional(`blk.${il}.exp_probs_b.bias`);
+  return {
+    experts: m.expertCount,
+    used: m.expertUsedCount,
+    gating: m.gating,
+    normalize: m.normalizeWeights,
+    scale: m.weightsScale,
+    ...(bias ? { selectionBias: bias.f32().slice() } : {}),
+    groupCount: m.groupCount,
+    groupUsed: m.groupUsedCount,
+  };
+}
+
+/**
+ * The routed experts of block il on x [T, D] -> [T, D]:
+ *   logits = W_router x (+b) [T, E];  ids, weights = route(logits);  out = Σ_k w_k · expert_{id_k}(x)
+ */
+export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivation = { kind: 'silu' }): Tensor {
+  const m = s.config.moe;
+  if (!m) throw new Error('moeFFN: the model has no experts');
+  const logits = dense(s, x, `blk.${il}.ffn_gate_inp`); // [T, E]
+  const r = route(logits.f32(), s.T, routerOptions(s, il));
+  const K = m.expertUsedCount;
+  const ids = i32Tensor(s.arena, [s.T, K], r.ids);
+  const weights = newF32(s, [s.T, K]);
+  weights.f32().set(r.weights);
+  const out = newF32(s, x.shape);
+  s.backend.expertGroup({ out, x, experts: s.weights.experts(il, m.expertCount), ids, weights, activation });
+  return out;
+}
+
+/** Final norm and output projection: logits [T, V] (the output matrix is token_embd when tied). */
+export function outputLogits(s: Step, x: Tensor): Tensor {
+  const h = rmsNorm(s, x, 'output_norm');
+  const w = s.weights.optional('output.weight') ?? s.weights.get('token_embd.weight');
+  return linear(s, h, w, s.weights.optional('output.bias'));
+}
