@@ -52,6 +52,45 @@ export class DeviceSet {
   }
 
   /**
+   * Allocate several weight tensors in one device (the first with room for all of them, adding
+   * a device if none has): a layer's expert stacks and their biases must share a heap because
+   * one kernel call reads them all.
+   */
+  async allocWeights(
+    items: readonly { type: number; shape: readonly number[]; purpose: string }[],
+    arena = 'weights',
+  ): Promise<Tensor[]> {
+    const tryDevice = (d: Device): Tensor[] | undefined => {
+      const a = d.heap.arena(arena);
+      const done: Tensor[] = [];
+      try {
+        for (const it of items) done.push(allocTensor(a, it.type, it.shape, it.purpose));
+        return done;
+      } catch (e) {
+        if (!(e instanceof OutOfMemoryError)) throw e;
+        for (const t of done) if (t.allocation) a.free(t.allocation);
+        return undefined;
+      }
+    };
+    for (const d of this.devices) {
+      const got = tryDevice(d);
+      if (got) return got;
+    }
+    if (this.devices.length >= this.maxDevices) {
+      throw new OutOfMemoryError(
+        `no room for ${items.map((i) => i.purpose).join(', ')} in ${this.devices.length} heaps (limit ${this.maxDevices} heaps)`,
+        { bytes: 0, purpose: items[0]?.purpose ?? 'weights', arena },
+        { freeBytes: 0, largestFreeBlock: 0, capacityBytes: 0 },
+      );
+    }
+    const d = await createDevice(this.options);
+    this.devices.push(d);
+    const got = tryDevice(d);
+    if (!got) throw new OutOfMemoryError(`${items.map((i) => i.purpose).join(', ')} do not fit in one empty heap`, { bytes: 0, purpose: 'weights', arena }, { freeBytes: 0, largestFreeBlock: 0, capacityBytes: d.heap.maxBytes });
+    return got;
+  }
+
+  /**
    * `t` on `device`: itself when it is already there, else a copy in the device's
    * "activations" arena (the caller frees it with `arena.free(copy.allocation)` or a reset).
    */

@@ -9,11 +9,17 @@ import type { Arena } from '../core/heap.js';
 import { i32Tensor } from '../core/tensor.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
 import { KVCache } from '../generate/kv-cache.js';
-import { createDevice, type Device, type KernelChoice } from '../kernels/device.js';
+import type { KernelChoice } from '../kernels/device.js';
+import { DeviceSet } from '../kernels/device-set.js';
 import { type ModelConfig, modelConfigFromGGUF, UnsupportedArchitectureError } from './config.js';
 import type { Step } from './nn/layers.js';
 import { ARCHITECTURES, type Forward } from './registry.js';
 import { type LoadProgress, ModelWeights } from './weights.js';
+
+/** Room kept free in the first heap for a step's activations and logits. */
+const ACTIVATION_HEADROOM_BYTES = 512 * 2 ** 20;
+/** With a small heap (tests), at least this share of it stays free for activations. */
+const ACTIVATION_HEADROOM_SHARE = 0.25;
 
 export interface ModelLoadOptions {
   /** Positions the KV cache holds (default: the model's context length, at most 4096). */
@@ -26,6 +32,11 @@ export interface ModelLoadOptions {
    * reproduces llama.cpp's results on the dequantized weights, the goldens' `f32math`).
    */
   readonly dequantize?: boolean;
+  /**
+   * Size limit of each wasm memory (default and maximum 4 GiB). Weights that do not fit in one
+   * memory spread over several; a smaller limit forces that (tests).
+   */
+  readonly maxHeapBytes?: number;
 }
 
 export class Model {
@@ -35,17 +46,23 @@ export class Model {
     readonly path: string,
     readonly file: GGUFFile,
     readonly config: ModelConfig,
-    readonly device: Device,
+    /** devices[0] holds the activations, the KV cache and the small tensors; weights fill the rest. */
+    readonly devices: DeviceSet,
     readonly weights: ModelWeights,
     readonly cache: KVCache,
     private readonly run: Forward,
   ) {
-    this.activations = device.heap.arena('activations');
+    this.activations = devices.devices[0]?.heap.arena('activations') as Arena;
+  }
+
+  /** The device of the activations and the KV cache. */
+  get device() {
+    return this.devices.devices[0] as NonNullable<DeviceSet['devices'][0]>;
   }
 
   static async load(path: string, options: ModelLoadOptions = {}): Promise<Model> {
     const file = await GGUFFile.open(path);
-    let device: Device | undefined;
+    let devices: DeviceSet | undefined;
     try {
       const config = modelConfigFromGGUF(file.metadata, { tensorNames: file.tensors.keys() });
       const run = ARCHITECTURES[config.architecture];
@@ -54,15 +71,23 @@ export class Model {
       if (!Number.isInteger(ctx) || ctx < 1) {
         throw new SwitchyardError('E_INVALID_ARGUMENT', `contextLength must be a positive integer, got ${ctx}`);
       }
-      device = await createDevice({ kernels: options.kernels, threads: options.threads });
-      let weights = await ModelWeights.load(file, device.heap.arena('weights'), options.onProgress);
-      if (options.dequantize) weights = weights.dequantized(device.backend, device.heap.arena('weights (f32)'));
+      devices = await DeviceSet.create({
+        kernels: options.kernels,
+        threads: options.threads,
+        ...(options.maxHeapBytes ? { heap: { maxBytes: options.maxHeapBytes } } : {}),
+      });
+      const first = devices.devices[0] as NonNullable<DeviceSet['devices'][0]>;
+      // The cache first, then cap the first heap's weights so activations keep room there.
       const a = config.attention;
       const layers = a.headCountKV.map((hkv) => ({ headsKV: hkv, keyLength: a.keyLength, valueLength: a.valueLength }));
-      const cache = new KVCache(device.heap.arena('kv cache'), ctx, layers);
-      return new Model(path, file, config, device, weights, cache, run);
+      const cache = new KVCache(first.heap.arena('kv cache'), ctx, layers);
+      const headroom = Math.min(ACTIVATION_HEADROOM_BYTES, first.heap.freeBytes * ACTIVATION_HEADROOM_SHARE);
+      first.heap.arena('weights', Math.max(0, first.heap.freeBytes - headroom));
+      let weights = await ModelWeights.load(file, devices, options.onProgress);
+      if (options.dequantize) weights = weights.dequantized(first.backend, first.heap.arena('weights (f32)'));
+      return new Model(path, file, config, devices, weights, cache, run);
     } catch (e) {
-      device?.dispose();
+      devices?.dispose();
       await file.close();
       throw e;
     }
@@ -85,6 +110,7 @@ export class Model {
     try {
       const step: Step = {
         backend: this.device.backend,
+        devices: this.devices,
         arena: this.activations,
         weights: this.weights,
         config: this.config,
@@ -104,7 +130,7 @@ export class Model {
   }
 
   async close(): Promise<void> {
-    this.device.dispose();
+    this.devices.dispose();
     await this.file.close();
   }
 }

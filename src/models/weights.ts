@@ -8,6 +8,9 @@ import { SwitchyardError } from '../core/errors.js';
 import type { Arena } from '../core/heap.js';
 import { allocTensor, Tensor } from '../core/tensor.js';
 import type { GGUFFile } from '../formats/gguf/reader.js';
+import type { GGUFTensorInfo } from '../formats/gguf/types.js';
+import type { DeviceSet } from '../kernels/device-set.js';
+import type { Device } from '../kernels/device.js';
 import type { ExpertWeights, KernelBackend } from '../kernels/backend.js';
 
 /** A tensor a model needs is missing or has an unexpected shape. */
@@ -30,20 +33,46 @@ export class ModelWeights {
     private readonly tensors: ReadonlyMap<string, Tensor>,
   ) {}
 
-  /** Reads every tensor of the file into `arena` (positional reads straight into wasm memory). */
-  static async load(file: GGUFFile, arena: Arena, onProgress?: (p: LoadProgress) => void): Promise<ModelWeights> {
+  /**
+   * Reads every tensor of the file into device memory (positional reads straight into wasm
+   * memory). 1-D tensors (norms, biases, factors) go to the first device, next to the
+   * activations; each layer's expert stacks and their biases share one device; other tensors
+   * go to the first device with room.
+   */
+  static async load(file: GGUFFile, devices: DeviceSet, onProgress?: (p: LoadProgress) => void): Promise<ModelWeights> {
     const tensors = new Map<string, Tensor>();
     const totalBytes = file.tensorBytes;
     let bytes = 0;
-    for (const info of file.tensors.values()) {
+    const infos = [...file.tensors.values()];
+    for (const info of infos) {
       if (!dtypeInfo(info.type).kernels) {
         throw new ModelWeightsError(
           `${file.path}: tensor '${info.name}' has type ${dtypeInfo(info.type).name}, which the kernels do not implement`,
         );
       }
-      tensors.set(info.name, await file.load(info.name, arena));
-      bytes += info.byteLength;
-      onProgress?.({ tensors: tensors.size, totalTensors: file.tensors.size, bytes, totalBytes });
+    }
+    const expertGroup = (name: string) => /^(blk\.\d+)\.ffn_\w+_exps\.(weight|bias)$/.exec(name)?.[1];
+    const groups = new Map<string, GGUFTensorInfo[]>();
+    for (const info of infos) {
+      const g = expertGroup(info.name);
+      if (g) groups.set(g, [...(groups.get(g) ?? []), info]);
+    }
+    const first = devices.devices[0] as Device;
+    for (const info of infos) {
+      if (tensors.has(info.name)) continue;
+      const g = expertGroup(info.name);
+      const batch = g ? (groups.get(g) as GGUFTensorInfo[]) : [info];
+      const placed =
+        info.shape.length === 1
+          ? [allocTensor(first.heap.arena('weights'), info.type, info.shape, info.name)]
+          : await devices.allocWeights(batch.map((t) => ({ type: t.type, shape: t.shape, purpose: t.name })));
+      for (let i = 0; i < batch.length; i++) {
+        const t = batch[i] as GGUFTensorInfo;
+        await file.readInto(t.name, (placed[i] as Tensor).bytes);
+        tensors.set(t.name, placed[i] as Tensor);
+        bytes += t.byteLength;
+        onProgress?.({ tensors: tensors.size, totalTensors: infos.length, bytes, totalBytes });
+      }
     }
     return new ModelWeights(file.path, tensors);
   }

@@ -12,13 +12,17 @@ import type { Arena } from '../../core/heap.js';
 import { allocTensor, i32Tensor, type Tensor } from '../../core/tensor.js';
 import type { KVCache } from '../../generate/kv-cache.js';
 import type { ExpertActivation, KernelBackend, RopeParams } from '../../kernels/backend.js';
+import type { DeviceSet } from '../../kernels/device-set.js';
 import { type RouterOptions, route } from '../../router/route.js';
 import type { ModelConfig } from '../config.js';
 import type { ModelWeights } from '../weights.js';
 
 /** One forward step: T tokens at positions [pos, pos + T). */
 export interface Step {
+  /** The kernels of the device holding the activations and the KV cache (devices[0]). */
   readonly backend: KernelBackend;
+  /** Every device holding weights (models beyond one 4 GiB wasm memory use several). */
+  readonly devices: DeviceSet;
   /** Activations of this step (reset when the step ends). */
   readonly arena: Arena;
   readonly weights: ModelWeights;
@@ -32,19 +36,52 @@ export interface Step {
 
 export const newF32 = (s: Step, shape: readonly number[]): Tensor => allocTensor(s.arena, GGMLType.F32, shape, 'activation');
 
+/**
+ * Runs `op` on the device whose heap holds `weight`: the inputs are copied there and `out`
+ * copied back when that is not the activations' device (models beyond one wasm memory).
+ * Activations are small next to the weights they meet, so the copies cost little.
+ */
+export function onWeightDevice(
+  s: Step,
+  weight: Tensor,
+  out: Tensor,
+  inputs: readonly Tensor[],
+  op: (backend: KernelBackend, out: Tensor, inputs: Tensor[]) => void,
+): void {
+  if (weight.heap === out.heap) {
+    op(s.backend, out, [...inputs]);
+    return;
+  }
+  const device = s.devices.deviceOf(weight);
+  const arena = device.heap.arena('activations');
+  try {
+    const remote = inputs.map((t) => s.devices.toDevice(t, device));
+    const remoteOut = allocTensor(arena, out.type, out.shape, 'remote output');
+    op(device.backend, remoteOut, remote);
+    out.bytes.set(remoteOut.bytes);
+  } finally {
+    arena.reset();
+  }
+}
+
+/** out [T, R] = x [T, C] · Wᵀ, on the device holding W. */
+export function matmulInto(s: Step, out: Tensor, w: Tensor, x: Tensor): void {
+  onWeightDevice(s, w, out, [x], (backend, o, [xx]) => backend.matmul(o, w, xx as Tensor));
+}
+
 /** Token embeddings: rows of token_embd [V, D] for tokens [T] -> [T, D]. */
 export function embed(s: Step, tokens: readonly number[]): Tensor {
   const table = s.weights.get('token_embd.weight');
   const ids = i32Tensor(s.arena, [tokens.length], tokens);
   const x = newF32(s, [tokens.length, table.cols]);
-  s.backend.getRows(x, table, ids);
+  onWeightDevice(s, table, x, [ids], (backend, o, [i]) => backend.getRows(o, table, i as Tensor));
   return x;
 }
 
 /** x [T, C] · Wᵀ (+ b) -> [T, R]. */
 export function linear(s: Step, x: Tensor, w: Tensor, b?: Tensor): Tensor {
   const out = newF32(s, [x.rows, w.rows]);
-  s.backend.matmul(out, w, x);
+  matmulInto(s, out, w, x);
   if (b) s.backend.add(out, out, b);
   return out;
 }
@@ -119,8 +156,8 @@ export function attention(s: Step, il: number, x: Tensor, o: AttentionOptions = 
   const slot = s.cache.slot(il, s.pos, T);
   const k = slot.k.reshape([T, Hkv * Dk]); // [T, Hkv·Dk], in the cache
   const v = slot.v.reshape([T, Hkv * Dv]);
-  backend.matmul(k, s.weights.get(`${p}attn_k.weight`), x);
-  backend.matmul(v, s.weights.get(`${p}attn_v.weight`), x);
+  matmulInto(s, k, s.weights.get(`${p}attn_k.weight`), x);
+  matmulInto(s, v, s.weights.get(`${p}attn_v.weight`), x);
   const bk = s.weights.optional(`${p}attn_k.bias`);
   const bv = s.weights.optional(`${p}attn_v.bias`);
   if (bk) backend.add(k, k, bk);
@@ -191,7 +228,10 @@ export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivat
   const weights = newF32(s, [s.T, K]);
   weights.f32().set(r.weights);
   const out = newF32(s, x.shape);
-  s.backend.expertGroup({ out, x, experts: s.weights.experts(il, m.expertCount), ids, weights, activation });
+  const experts = s.weights.experts(il, m.expertCount);
+  onWeightDevice(s, experts[0]?.gate as Tensor, out, [x, ids, weights], (backend, o, [xx, ii, ww]) =>
+    backend.expertGroup({ out: o, x: xx as Tensor, experts, ids: ii as Tensor, weights: ww as Tensor, activation }),
+  );
   return out;
 }
 
