@@ -118,12 +118,15 @@ export class Model {
         pos,
         T,
         positions: i32Tensor(this.activations, [T], Array.from({ length: T }, (_, i) => pos + i)),
+        lastOnly: !!options.last,
       };
       const logits = this.run(step, tokens);
-      if (logits.type !== GGMLType.F32 || logits.shape[1] !== V) throw new Error(`forward returned ${logits}`);
-      const all = logits.f32();
+      const rows = options.last ? 1 : T;
+      if (logits.type !== GGMLType.F32 || logits.shape[0] !== rows || logits.shape[1] !== V) {
+        throw new Error(`${this.config.architecture} forward returned ${logits}, expected [${rows}, ${V}] F32`);
+      }
       this.cache.length = pos + T;
-      return options.last ? all.slice((T - 1) * V) : all.slice();
+      return logits.f32().slice();
     } finally {
       this.activations.reset();
     }

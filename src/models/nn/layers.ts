@@ -32,6 +32,8 @@ export interface Step {
   readonly T: number;
   /** [T] I32 positions. */
   readonly positions: Tensor;
+  /** Only the last token's logits are wanted (prompt processing while generating). */
+  readonly lastOnly?: boolean;
 }
 
 export const newF32 = (s: Step, shape: readonly number[]): Tensor => allocTensor(s.arena, GGMLType.F32, shape, 'activation');
@@ -235,9 +237,9 @@ export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivat
   return out;
 }
 
-/** Final norm and output projection: logits [T, V] (the output matrix is token_embd when tied). */
+/** Final norm and output projection: logits [T, V], or [1, V] with lastOnly (the output matrix is token_embd when tied). */
 export function outputLogits(s: Step, x: Tensor): Tensor {
-  const h = rmsNorm(s, x, 'output_norm');
+  const h = rmsNorm(s, s.lastOnly ? x.slice(x.rows - 1, 1) : x, 'output_norm');
   const w = s.weights.optional('output.weight') ?? s.weights.get('token_embd.weight');
   return linear(s, h, w, s.weights.optional('output.bias'));
 }
