@@ -92,6 +92,12 @@ export interface KernelBackend {
   dequantize(out: Tensor, src: Tensor): void;
   /** out [N, C] F32 = rows ids[n] of table [V, C] (any kernel type), dequantized exactly. */
   getRows(out: Tensor, table: Tensor, ids: Tensor): void;
+  /**
+   * out = x [any shape] F32 in out's type: F32 (a copy of the bits), F16 or BF16 (each value
+   * rounded to nearest even, as ggml's set_rows / cpy into an F16 / BF16 KV cache). out has x's
+   * element count (its shape may differ) and must not overlap x. Writes the KV cache.
+   */
+  convert(out: Tensor, x: Tensor): void;
 
   /** out = x / sqrt(mean(x²) + eps) * weight, per row of x [R, C]; weight [C] optional. out may be x. */
   rmsNorm(out: Tensor, x: Tensor, weight: Tensor | null, eps: number): void;

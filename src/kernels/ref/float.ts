@@ -3,9 +3,13 @@
  * F16/BF16 dot products take activations rounded to F16/BF16 (kept as float32), as
  * ggml does; products are accumulated in float32 (sequentially here; the SIMD kernels
  * use 16 partial sums, so results agree to rounding, not bit for bit).
+ * Also `convert` (float32 rows to F32 / F16 / BF16, how the KV cache is written), which the
+ * C kernel op_convert reproduces bit for bit. Reference: ggml-cpu ops.cpp (set_rows).
  */
 import { GGMLType } from '../../core/dtypes.js';
-import { bf16ToF32, f16ToF32, roundToBF16, roundToF16 } from '../../core/fp16.js';
+import { bf16ToF32, f16ToF32, f32BitsToF16, roundToBF16, roundToF16 } from '../../core/fp16.js';
+import type { Tensor } from '../../core/tensor.js';
+import { expectF32, expectNumel, expectSameHeap, expectType, fail } from '../check.js';
 import type { RefTypeKernels } from './types.js';
 
 const fr = Math.fround;
@@ -46,3 +50,49 @@ function floatQuantizer(round: (v: number) => number) {
 export const quantizeF32 = floatQuantizer((v) => v);
 export const quantizeF16 = floatQuantizer(roundToF16);
 export const quantizeBF16 = floatQuantizer(roundToBF16);
+
+// ---- convert: float32 rows -> F32 / F16 / BF16 (the twin of op_convert) --------------
+
+/** float32 bits -> bfloat16, round to nearest even; a NaN keeps its upper half, made quiet (ggml_compute_fp32_to_bf16). */
+function bf16FromBits(u: number): number {
+  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 64) & 0xffff;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/**
+ * Checks convert(out, x): x F32, out F32 / F16 / BF16 with x's element count (shapes may
+ * differ, as ggml_cpy's), one heap, and no overlap unless out is x itself (an F32 no-op).
+ * Shared with the wasm wrapper. Returns the element count.
+ */
+export function checkConvert(out: Tensor, x: Tensor): number {
+  const k = 'convert';
+  expectF32(k, ['x', x]);
+  expectType(k, 'out', out, GGMLType.F32, GGMLType.F16, GGMLType.BF16);
+  expectNumel(k, 'out', out, x.numel);
+  expectSameHeap(k, out, x);
+  const n = x.numel;
+  const outEnd = out.offset + n * (out.type === GGMLType.F32 ? 4 : 2);
+  const overlap = n > 0 && out.offset < x.offset + 4 * n && x.offset < outEnd;
+  if (overlap && !(out.type === GGMLType.F32 && out.offset === x.offset)) {
+    fail(k, `out (bytes ${out.offset}..${outEnd}) overlaps x (bytes ${x.offset}..${x.offset + 4 * n}); convert does not work in place`);
+  }
+  return n;
+}
+
+/**
+ * out = x in out's type, element by element: F32 copies the bits, F16 and BF16 round to
+ * nearest even (ggml's set_rows / cpy into an F16 or BF16 tensor: ggml_cpu_fp32_to_fp16,
+ * ggml_cpu_fp32_to_bf16). Reads x as bits so that NaN payloads and signs survive.
+ */
+export function convert(out: Tensor, x: Tensor): void {
+  const n = checkConvert(out, x);
+  const buf = x.heap.memory.buffer;
+  const xs = new Uint32Array(buf, x.offset, n);
+  if (out.type === GGMLType.F32) {
+    new Uint32Array(buf, out.offset, n).set(xs);
+    return;
+  }
+  const y = new Uint16Array(buf, out.offset, n);
+  const round = out.type === GGMLType.F16 ? f32BitsToF16 : bf16FromBits;
+  for (let i = 0; i < n; i++) y[i] = round(xs[i] as number);
+}

@@ -6,6 +6,7 @@
 import type { Tensor } from '../../core/tensor.js';
 import type { AttentionParams, ExpertGroupArgs, KernelBackend, RopeParams } from '../backend.js';
 import { attention } from './attention.js';
+import { convert } from './float.js';
 import { dequantize, matmul } from './matmul.js';
 import { expertGroup } from './moe.js';
 import * as ops from './ops.js';
@@ -22,6 +23,9 @@ export class RefBackend implements KernelBackend {
   }
   getRows(out: Tensor, table: Tensor, ids: Tensor): void {
     ops.getRows(out, table, ids);
+  }
+  convert(out: Tensor, x: Tensor): void {
+    convert(out, x);
   }
   rmsNorm(out: Tensor, x: Tensor, weight: Tensor | null, eps: number): void {
     ops.rmsNorm(out, x, weight, eps);

@@ -44,6 +44,9 @@ export class WasmBackend implements KernelBackend {
   getRows(out: Tensor, table: Tensor, ids: Tensor): void {
     ops.getRows(this.ctx, out, table, ids);
   }
+  convert(out: Tensor, x: Tensor): void {
+    ops.convert(this.ctx, out, x);
+  }
   rmsNorm(out: Tensor, x: Tensor, weight: Tensor | null, eps: number): void {
     ops.rmsNorm(this.ctx, out, x, weight, eps);
   }

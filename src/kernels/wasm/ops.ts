@@ -1,6 +1,7 @@
 /**
  * Wasm wrappers of src/kernels/wasm/c/ops.c: embedding-row lookup, RMS and layer norm,
- * rotary embedding, softmax, activations, add / mul / scale and top-k.
+ * rotary embedding, softmax, activations, add / mul / scale and top-k; and of float.c's
+ * op_convert (float32 -> F32 / F16 / BF16, the KV cache writes).
  *
  * Arguments are checked with the same functions as the reference twins (src/kernels/check.ts);
  * src/kernels/ref/ops.ts also derives rope's float32 constants, so both backends see identical inputs.
@@ -19,6 +20,7 @@ import {
   checkTopK,
   checkUnary,
 } from '../check.js';
+import { checkConvert } from '../ref/float.js';
 import { ropeConstants } from '../ref/ops.js';
 import type { WasmContext } from './context.js';
 
@@ -29,6 +31,12 @@ export function getRows(c: WasmContext, out: Tensor, table: Tensor, ids: Tensor)
   const [N, C] = checkGetRows(out, table, ids);
   if (N === 0 || C === 0) return;
   c.run('op_get_rows', [out.offset, table.offset, ids.offset, N, C, table.type], {}, c.threadsFor(N * C, MIN_PER_THREAD));
+}
+
+export function convert(c: WasmContext, out: Tensor, x: Tensor): void {
+  const n = checkConvert(out, x);
+  if (n === 0 || out.offset === x.offset) return; // (the one overlap allowed: F32 onto itself)
+  c.run('op_convert', [out.offset, x.offset, n, out.type], {}, c.threadsFor(n, MIN_PER_THREAD));
 }
 
 export function rmsNorm(c: WasmContext, out: Tensor, x: Tensor, weight: Tensor | null, eps: number): void {

@@ -3,7 +3,8 @@
 // As in ggml's CPU backend, the activations of an F16 (BF16) product are first
 // rounded to F16 (BF16); products are accumulated in float32. The rounded
 // activations are kept as float32 values so the inner loop converts only weights.
-// Reference: ggml-cpu vec.cpp (ggml_vec_dot_f16, ggml_vec_dot_bf16).
+// Also the conversion of float32 rows to F32 / F16 / BF16 (op_convert, the KV cache writes).
+// Reference: ggml-cpu vec.cpp (ggml_vec_dot_f16, ggml_vec_dot_bf16), ops.cpp (set_rows).
 #include "types.h"
 
 // Four bfloat16 values (low halves of four 32-bit lanes) -> float32; F16 is sy_f16x4_to_f32x4 (sy.h).
@@ -112,4 +113,82 @@ float sy_vec_dot_bf16(int32_t n, const uint8_t *w, const uint8_t *xq) {
            w3 = bf16x4_to_f32x4(wasm_u32x4_extend_high_u16x8(h1)));
   for (; i < n; i++) sum += sy_bf16_to_f32(sy_load_u16(w + 2 * i)) * x[i];
   return sum;
+}
+
+// ---- float32 -> F32 / F16 / BF16 rows (the KV cache writes) --------------------
+// As ggml's set_rows / cpy into an F16 or BF16 tensor (ggml-cpu ops.cpp
+// ggml_compute_forward_set_rows_impl: `from_float(src row, dst row, nc)` with the
+// destination type's from_float, ggml_cpu_fp32_to_fp16 / ggml_cpu_fp32_to_bf16): every
+// value rounded to nearest even. Bit for bit with sy_f32_to_f16 / sy_f32_to_bf16 (sy.h)
+// and the twin (src/kernels/ref/float.ts); the vector forms below were checked against
+// the scalar ones on all 2^32 inputs.
+
+// Four float32 -> binary16 (in the low halves of four u32 lanes), round to nearest even.
+// The float additions do the rounding, after ggml_compute_fp32_to_fp16 (ggml-impl.h):
+//   float base = (fabsf(f) * scale_to_inf) * scale_to_zero;
+//   base = fp32_from_bits((bias >> 1) + UINT32_C(0x07800000)) + base;
+// Scaling |f| by 2^112 then 2^-110 sends values too large for binary16 to inf (and keeps
+// the rest exact); adding a power of two whose exponent is |f|'s (at least 2^-14, the
+// binary16 subnormal range) + 11 leaves exactly the 10 mantissa bits binary16 keeps,
+// rounded to nearest even by the float adder. The sum's exponent and mantissa bits then
+// add up to the binary16 magnitude (a rounding carry moves into the exponent field).
+SY_INLINE v128_t f32x4_to_f16x4(v128_t f) {
+  v128_t w2 = wasm_i32x4_add(f, f);  // the bits without the sign, shifted left by one
+  v128_t mag = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_abs(f), wasm_i32x4_splat(0x77800000)),  // 2^112
+                              wasm_i32x4_splat(0x08800000));                                      // 2^-110
+  v128_t bias = wasm_u32x4_max(wasm_v128_and(w2, wasm_i32x4_splat((int32_t)0xff000000u)), wasm_i32x4_splat(0x71000000));
+  v128_t sum = wasm_f32x4_add(wasm_i32x4_add(wasm_u32x4_shr(bias, 1), wasm_i32x4_splat(0x07800000)), mag);
+  v128_t h = wasm_i32x4_add(wasm_v128_and(wasm_u32x4_shr(sum, 13), wasm_i32x4_splat(0x7c00)),
+                            wasm_v128_and(sum, wasm_i32x4_splat(0x0fff)));
+  v128_t nan = wasm_u32x4_gt(w2, wasm_i32x4_splat((int32_t)0xff000000u));
+  h = wasm_v128_bitselect(wasm_i32x4_splat(0x7e00), h, nan);  // every NaN -> quiet NaN 0x7e00
+  return wasm_v128_or(h, wasm_u32x4_shr(wasm_v128_and(f, wasm_i32x4_splat((int32_t)0x80000000u)), 16));
+}
+
+// Four float32 -> bfloat16 (low halves of four u32 lanes), as sy_f32_to_bf16: add half an
+// ulp minus one, plus the kept lowest bit (ties to even), and keep the upper half; a NaN
+// keeps its upper half with the quiet bit set.
+SY_INLINE v128_t f32x4_to_bf16x4(v128_t u) {
+  v128_t lsb = wasm_v128_and(wasm_u32x4_shr(u, 16), wasm_i32x4_splat(1));
+  v128_t r = wasm_u32x4_shr(wasm_i32x4_add(u, wasm_i32x4_add(wasm_i32x4_splat(0x7fff), lsb)), 16);
+  v128_t nan = wasm_i32x4_gt(wasm_v128_and(u, wasm_i32x4_splat(0x7fffffff)), wasm_i32x4_splat(0x7f800000));
+  return wasm_v128_bitselect(wasm_v128_or(wasm_u32x4_shr(u, 16), wasm_i32x4_splat(64)), r, nan);
+}
+
+// out = x converted to the type of out, element by element; each thread takes a
+// contiguous range of whole groups of eight.
+// args: 0 out [n] (F32, F16 or BF16), 1 x f32 [n], 2 n, 3 out type (SY_F32, SY_F16 or SY_BF16)
+SY_KERNEL(op_convert) {
+  uint8_t *y = ARG_P(uint8_t, 0);
+  const float *x = ARG_P(const float, 1);
+  int n = ARG_I(2), type = ARG_I(3);
+  int lo, hi;
+  sy_range((n + 7) / 8, ith, nth, &lo, &hi);
+  lo = lo * 8 < n ? lo * 8 : n;
+  hi = hi * 8 < n ? hi * 8 : n;
+  int i = lo;
+  if (type == SY_F32) {
+    // A copy of the bits (NaN payloads included).
+    float *d = (float *)y;
+    for (; i + 4 <= hi; i += 4) wasm_v128_store(d + i, wasm_v128_load(x + i));
+    for (; i < hi; i++) d[i] = x[i];
+  } else if (type == SY_F16) {
+    for (; i + 8 <= hi; i += 8) {
+      v128_t a = f32x4_to_f16x4(wasm_v128_load(x + i)), b = f32x4_to_f16x4(wasm_v128_load(x + i + 4));
+      wasm_v128_store(y + 2 * i, wasm_u16x8_narrow_i32x4(a, b));  // lanes are in [0, 0xffff]: kept as they are
+    }
+    for (; i < hi; i++) {
+      uint16_t h = sy_f32_to_f16(x[i]);
+      __builtin_memcpy(y + 2 * i, &h, 2);
+    }
+  } else if (type == SY_BF16) {
+    for (; i + 8 <= hi; i += 8) {
+      v128_t a = f32x4_to_bf16x4(wasm_v128_load(x + i)), b = f32x4_to_bf16x4(wasm_v128_load(x + i + 4));
+      wasm_v128_store(y + 2 * i, wasm_u16x8_narrow_i32x4(a, b));
+    }
+    for (; i < hi; i++) {
+      uint16_t h = sy_f32_to_bf16(x[i]);
+      __builtin_memcpy(y + 2 * i, &h, 2);
+    }
+  }
 }
