@@ -1,12 +1,23 @@
 /**
  * The key/value cache: per layer, keys [S, Hkv, Dk] and values [S, Hkv, Dv] for S positions.
  * A forward pass writes the keys and values of its tokens at their positions and attends over
- * positions [0, pos + T). Reference: llama.cpp src/llama-kv-cache.cpp (one unified cell range).
+ * positions [0, pos + T). Reference: llama.cpp src/llama-kv-cache.cpp (one unified cell range;
+ * cpy_k / cpy_v store a step's F32 keys and values with ggml_set_rows, which rounds them to the
+ * cache type).
+ *
+ * Type: 'f16' (llama.cpp's default, half the memory; attention rounds q to F16 against it) or
+ * 'f32' (exact float32, what the goldens are computed with). A step computes its keys and values
+ * in F32 rows from `staging()` (for an F32 cache, the cache rows themselves: no copy) and stores
+ * them with `write()` (an F16 cache rounds them to nearest even there).
  */
 import { GGMLType } from '../core/dtypes.js';
-import { SwitchyardError } from '../core/errors.js';
+import { InvalidArgumentError, SwitchyardError } from '../core/errors.js';
 import type { Arena } from '../core/heap.js';
 import { allocTensor, type Tensor } from '../core/tensor.js';
+import type { KernelBackend } from '../kernels/backend.js';
+
+export type KVCacheType = 'f16' | 'f32';
+export const KV_CACHE_TYPES: readonly KVCacheType[] = ['f16', 'f32'];
 
 /** The context is full: names the limit and what to do. */
 export class ContextLengthError extends SwitchyardError {
@@ -31,9 +42,12 @@ export class KVCache {
     arena: Arena,
     readonly size: number,
     layers: readonly KVLayerShape[],
-    readonly type: 'f32' = 'f32',
+    readonly type: KVCacheType = 'f32',
   ) {
-    const t = GGMLType.F32;
+    if (!KV_CACHE_TYPES.includes(type)) {
+      throw new InvalidArgumentError(`KV cache type must be one of ${KV_CACHE_TYPES.join(', ')}, got '${type}'`);
+    }
+    const t = type === 'f16' ? GGMLType.F16 : GGMLType.F32;
     this.keys = layers.map((l, il) => allocTensor(arena, t, [size, l.headsKV, l.keyLength], `kv cache keys, layer ${il}`));
     this.values = layers.map((l, il) => allocTensor(arena, t, [size, l.headsKV, l.valueLength], `kv cache values, layer ${il}`));
   }
@@ -48,9 +62,50 @@ export class KVCache {
     }
   }
 
-  /** Rows [pos, pos + T) of layer il's keys and values, where this step writes. */
+  /** Bytes the cache holds (keys and values of every layer). */
+  get byteLength(): number {
+    let n = 0;
+    for (const t of [...this.keys, ...this.values]) n += t.byteLength;
+    return n;
+  }
+
+  /** Rows [pos, pos + T) of layer il's keys and values, where this step writes (in the cache type). */
   slot(il: number, pos: number, T: number): { k: Tensor; v: Tensor } {
     return { k: (this.keys[il] as Tensor).slice(pos, T), v: (this.values[il] as Tensor).slice(pos, T) };
+  }
+
+  /**
+   * F32 rows for this step's keys [T, Hkv, Dk] and values [T, Hkv, Dv] of layer il: the cache
+   * rows themselves for an F32 cache (computing into them is the write), else new rows in
+   * `arena` (the step's activations) that `write()` then rounds into the cache.
+   */
+  staging(arena: Arena, il: number, pos: number, T: number): { k: Tensor; v: Tensor } {
+    const slot = this.slot(il, pos, T);
+    if (this.type === 'f32') return slot;
+    return {
+      k: allocTensor(arena, GGMLType.F32, slot.k.shape, `kv staging keys, layer ${il}`),
+      v: allocTensor(arena, GGMLType.F32, slot.v.shape, `kv staging values, layer ${il}`),
+    };
+  }
+
+  /**
+   * Stores this step's F32 keys and values (either may be left out) into rows [pos, pos + T)
+   * of layer il, converted to the cache type (ggml_set_rows: F16 rounds to nearest even). The
+   * rows of `staging()` for an F32 cache are already in place and are not copied. Shapes may
+   * differ from the cache's ([T, Hkv·Dk] is fine) as long as T is outermost and the element
+   * counts match.
+   */
+  write(backend: KernelBackend, il: number, pos: number, rows: { k?: Tensor; v?: Tensor }): void {
+    const T = (rows.k ?? rows.v)?.shape[0];
+    if (T === undefined) return;
+    const slot = this.slot(il, pos, T);
+    for (const [src, dst] of [
+      [rows.k, slot.k],
+      [rows.v, slot.v],
+    ] as const) {
+      if (!src || (src.heap === dst.heap && src.offset === dst.offset && src.type === dst.type)) continue;
+      backend.convert(dst, src);
+    }
   }
 
   /** Rows [0, end) of layer il's keys and values, what attention reads. */

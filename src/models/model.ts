@@ -8,7 +8,7 @@ import { SwitchyardError } from '../core/errors.js';
 import type { Arena } from '../core/heap.js';
 import { i32Tensor } from '../core/tensor.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
-import { KVCache } from '../generate/kv-cache.js';
+import { KVCache, type KVCacheType } from '../generate/kv-cache.js';
 import type { KernelChoice } from '../kernels/device.js';
 import { DeviceSet } from '../kernels/device-set.js';
 import { type ModelConfig, modelConfigFromGGUF, UnsupportedArchitectureError } from './config.js';
@@ -37,6 +37,11 @@ export interface ModelLoadOptions {
    * memory spread over several; a smaller limit forces that (tests).
    */
   readonly maxHeapBytes?: number;
+  /**
+   * Element type of the KV cache: 'f16' (default, as llama.cpp; half the memory) or 'f32'
+   * (exact float32 attention inputs, what the golden references use).
+   */
+  readonly kvCacheType?: KVCacheType;
 }
 
 export class Model {
@@ -80,7 +85,7 @@ export class Model {
       // The cache first, then cap the first heap's weights so activations keep room there.
       const a = config.attention;
       const layers = a.headCountKV.map((hkv) => ({ headsKV: hkv, keyLength: a.keyLength, valueLength: a.valueLength }));
-      const cache = new KVCache(first.heap.arena('kv cache'), ctx, layers);
+      const cache = new KVCache(first.heap.arena('kv cache'), ctx, layers, options.kvCacheType ?? 'f16');
       const headroom = Math.min(ACTIVATION_HEADROOM_BYTES, first.heap.freeBytes * ACTIVATION_HEADROOM_SHARE);
       first.heap.arena('weights', Math.max(0, first.heap.freeBytes - headroom));
       let weights = await ModelWeights.load(file, devices, options.onProgress);

@@ -60,7 +60,8 @@ function readLogits(model: GoldenModel, file: string): Float32Array {
 
 /** Prompt logits at the stored positions and the greedy continuation, as llama.cpp ran them. */
 async function run(path: string, j: VariantJson, options: ModelLoadOptions, steps: number) {
-  const model = await Model.load(path, { contextLength: 512, ...options });
+  // The goldens are F32-cache runs (golden README).
+  const model = await Model.load(path, { contextLength: 512, kvCacheType: 'f32', ...options });
   try {
     const V = model.config.vocabSize;
     const logits = model.eval(j.prompt_tokens, 0);

@@ -11,9 +11,9 @@ import { GGMLType } from '../../core/dtypes.js';
 import type { Arena } from '../../core/heap.js';
 import { allocTensor, i32Tensor, type Tensor } from '../../core/tensor.js';
 import type { KVCache } from '../../generate/kv-cache.js';
-import type { ExpertActivation, KernelBackend, RopeParams } from '../../kernels/backend.js';
+import type { ExpertActivation, ExpertWeights, KernelBackend, RopeParams } from '../../kernels/backend.js';
 import type { DeviceSet } from '../../kernels/device-set.js';
-import { type RouterOptions, route } from '../../router/route.js';
+import { type RouterOptions, type Routing, route } from '../../router/route.js';
 import type { ModelConfig } from '../config.js';
 import type { ModelWeights } from '../weights.js';
 
@@ -109,6 +109,37 @@ export function residual(s: Step, a: Tensor, b: Tensor, scale = 1): Tensor {
   return a;
 }
 
+const f = Math.fround;
+const logf = (x: number): number => f(Math.log(x));
+
+/**
+ * llama.cpp's `cparams.yarn_attn_factor` (llama-context.cpp), the attn_factor every rope call
+ * receives. With YaRN the kernel multiplies cos/sin by attnFactor · (1 + 0.1 ln factor)
+ * (rope_yarn), and llama.cpp pre-divides by that second factor:
+ *   "cparams.yarn_attn_factor *= 1.0f / (1.0f + 0.1f * logf(factor));"
+ * For deepseek2 (mscale = mscale_all_dim) the net cos/sin scale is 1: the YaRN magnitude
+ * correction goes into the score scale instead (`mlaScoreScale`).
+ */
+export function yarnAttnFactor(c: ModelConfig): number {
+  const r = c.rope;
+  let attnFactor = 1; // hparams.yarn_attn_factor (no GGUF key read here)
+  if (r.scalingType === 'yarn') {
+    const factor = f(1 / f(1 / r.scalingFactor)); // 1.0f / cparams.rope_freq_scale
+    // get_mscale = scale <= 1.0f ? 1.0f : (0.1f * mscale * logf(scale) + 1.0f)
+    const getMscale = (scale: number, mscale: number): number => (scale <= 1 ? 1 : f(f(f(f(0.1) * mscale) * logf(scale)) + 1));
+    const all = r.yarnLogMultiplier; // mscale_all_dim
+    if (all !== 0) {
+      // "special-case DEEPSEEK v2": mscale = mscale_all_dims unless it is 1
+      const mscale = c.architecture === 'deepseek2' && all !== 1 ? all : 1;
+      attnFactor = f(getMscale(factor, mscale) / getMscale(factor, all));
+    } else {
+      attnFactor = getMscale(factor, 1);
+    }
+    attnFactor = f(attnFactor * f(1 / f(1 + f(f(0.1) * logf(factor)))));
+  }
+  return f(attnFactor * r.attnFactor); // *= hparams.rope_attn_factor
+}
+
 /** RoPE parameters of a layer from the configuration (llama.cpp llama_model / llm_graph_context). */
 export function ropeParams(c: ModelConfig, freqFactors?: Tensor, sliding = false): RopeParams {
   const r = c.rope;
@@ -121,7 +152,7 @@ export function ropeParams(c: ModelConfig, freqFactors?: Tensor, sliding = false
     ...(r.scalingType === 'yarn'
       ? { extFactor: 1, nCtxOrig: r.originalContextLength, betaFast: r.yarnBetaFast, betaSlow: r.yarnBetaSlow }
       : {}),
-    attnFactor: r.attnFactor,
+    attnFactor: yarnAttnFactor(c),
     ...(freqFactors ? { freqFactors } : {}),
   };
 }
@@ -142,7 +173,8 @@ export interface AttentionOptions {
  * Grouped-query self-attention of block il on x [T, D] -> [T, D]:
  *   q, k, v = Wq x (+bq), Wk x (+bk), Wv x (+bv);  q, k = rope(norm?(q)), rope(norm?(k))
  *   cache[pos .. pos+T) = k, v;  o = softmax(scale q kᵀ + causal mask) v;  out = Wo o (+bo)
- * Keys and values are written straight into the cache rows of this step.
+ * Keys and values are computed in F32 rows from cache.staging() (an F32 cache's own rows, so
+ * no copy) and stored with cache.write() (an F16 cache rounds them there, as ggml_set_rows).
  */
 export function attention(s: Step, il: number, x: Tensor, o: AttentionOptions = {}): Tensor {
   const c = s.config;
@@ -155,9 +187,9 @@ export function attention(s: Step, il: number, x: Tensor, o: AttentionOptions = 
   const { T, backend } = s;
 
   let q = dense(s, x, `${p}attn_q`); // [T, H·Dk]
-  const slot = s.cache.slot(il, s.pos, T);
-  const k = slot.k.reshape([T, Hkv * Dk]); // [T, Hkv·Dk], in the cache
-  const v = slot.v.reshape([T, Hkv * Dv]);
+  const rows = s.cache.staging(s.arena, il, s.pos, T);
+  const k = rows.k.reshape([T, Hkv * Dk]); // [T, Hkv·Dk] F32 (in the cache when it is F32)
+  const v = rows.v.reshape([T, Hkv * Dv]);
   matmulInto(s, k, s.weights.get(`${p}attn_k.weight`), x);
   matmulInto(s, v, s.weights.get(`${p}attn_v.weight`), x);
   const bk = s.weights.optional(`${p}attn_k.bias`);
@@ -178,6 +210,7 @@ export function attention(s: Step, il: number, x: Tensor, o: AttentionOptions = 
   const rope = ropeParams(c, o.freqFactors, o.sliding);
   backend.rope(q3, q3, s.positions, rope);
   backend.rope(k3, k3, s.positions, rope);
+  s.cache.write(backend, il, s.pos, rows);
 
   const cached = s.cache.upTo(il, s.pos + T);
   const out = newF32(s, [T, H, Dv]);
@@ -224,13 +257,26 @@ export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivat
   const m = s.config.moe;
   if (!m) throw new Error('moeFFN: the model has no experts');
   const logits = dense(s, x, `blk.${il}.ffn_gate_inp`); // [T, E]
-  const r = route(logits.f32(), s.T, routerOptions(s, il));
-  const K = m.expertUsedCount;
-  const ids = i32Tensor(s.arena, [s.T, K], r.ids);
+  const routing = route(logits.f32(), s.T, routerOptions(s, il)); // ids, weights [T, K]
+  return runExperts(s, x, s.weights.experts(il, m.expertCount), routing, activation);
+}
+
+/**
+ * out [T, D] = Σ_k weights[t, k] · experts[ids[t, k]](x[t]): one expert-group dispatch on the
+ * device holding the experts.
+ */
+export function runExperts(
+  s: Step,
+  x: Tensor,
+  experts: readonly ExpertWeights[],
+  routing: Routing,
+  activation: ExpertActivation = { kind: 'silu' },
+): Tensor {
+  const K = routing.ids.length / s.T;
+  const ids = i32Tensor(s.arena, [s.T, K], routing.ids);
   const weights = newF32(s, [s.T, K]);
-  weights.f32().set(r.weights);
+  weights.f32().set(routing.weights);
   const out = newF32(s, x.shape);
-  const experts = s.weights.experts(il, m.expertCount);
   onWeightDevice(s, experts[0]?.gate as Tensor, out, [x, ids, weights], (backend, o, [xx, ii, ww]) =>
     backend.expertGroup({ out: o, x: xx as Tensor, experts, ids: ii as Tensor, weights: ww as Tensor, activation }),
   );

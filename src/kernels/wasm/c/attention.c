@@ -13,6 +13,12 @@
 #include "types.h"
 #include "sy_math.h"
 
+// Products are rounded before the add in both builds (no fused multiply-add here): a fused
+// madd changes the last bit of a few scores, which flips a Q8 activation rounding downstream
+// and, in a sensitive MoE model, an expert choice (qwen3moe Q4_K_M: 3.4e-2 sigma fused,
+// 4.7e-7 sigma unfused against llama.cpp); relaxed_madd may or may not fuse by machine.
+SY_INLINE v128_t madd_f32x4(v128_t a, v128_t b, v128_t c) { return wasm_f32x4_add(wasm_f32x4_mul(a, b), c); }
+
 // ---- F16 rows ---------------------------------------------------------------------
 
 SY_INLINE v128_t load_half4(const uint16_t *p) {
@@ -42,21 +48,21 @@ SY_INLINE v128_t hsum4(v128_t a, v128_t b, v128_t c, v128_t d) {
     int i = 0;                                                                            \
     for (; i + 8 <= dk; i += 8) {                                                         \
       v128_t qa = wasm_v128_load(q + i), qb = wasm_v128_load(q + i + 4);                  \
-      a0 = sy_madd_f32x4(qa, LOAD(k0 + i), a0);                                           \
-      b0 = sy_madd_f32x4(qb, LOAD(k0 + i + 4), b0);                                       \
-      a1 = sy_madd_f32x4(qa, LOAD(k1 + i), a1);                                           \
-      b1 = sy_madd_f32x4(qb, LOAD(k1 + i + 4), b1);                                       \
-      a2 = sy_madd_f32x4(qa, LOAD(k2 + i), a2);                                           \
-      b2 = sy_madd_f32x4(qb, LOAD(k2 + i + 4), b2);                                       \
-      a3 = sy_madd_f32x4(qa, LOAD(k3 + i), a3);                                           \
-      b3 = sy_madd_f32x4(qb, LOAD(k3 + i + 4), b3);                                       \
+      a0 = madd_f32x4(qa, LOAD(k0 + i), a0);                                           \
+      b0 = madd_f32x4(qb, LOAD(k0 + i + 4), b0);                                       \
+      a1 = madd_f32x4(qa, LOAD(k1 + i), a1);                                           \
+      b1 = madd_f32x4(qb, LOAD(k1 + i + 4), b1);                                       \
+      a2 = madd_f32x4(qa, LOAD(k2 + i), a2);                                           \
+      b2 = madd_f32x4(qb, LOAD(k2 + i + 4), b2);                                       \
+      a3 = madd_f32x4(qa, LOAD(k3 + i), a3);                                           \
+      b3 = madd_f32x4(qb, LOAD(k3 + i + 4), b3);                                       \
     }                                                                                     \
     if (i + 4 <= dk) {                                                                    \
       v128_t qa = wasm_v128_load(q + i);                                                  \
-      a0 = sy_madd_f32x4(qa, LOAD(k0 + i), a0);                                           \
-      a1 = sy_madd_f32x4(qa, LOAD(k1 + i), a1);                                           \
-      a2 = sy_madd_f32x4(qa, LOAD(k2 + i), a2);                                           \
-      a3 = sy_madd_f32x4(qa, LOAD(k3 + i), a3);                                           \
+      a0 = madd_f32x4(qa, LOAD(k0 + i), a0);                                           \
+      a1 = madd_f32x4(qa, LOAD(k1 + i), a1);                                           \
+      a2 = madd_f32x4(qa, LOAD(k2 + i), a2);                                           \
+      a3 = madd_f32x4(qa, LOAD(k3 + i), a3);                                           \
       i += 4;                                                                             \
     }                                                                                     \
     v128_t sum = hsum4(wasm_f32x4_add(a0, b0), wasm_f32x4_add(a1, b1), wasm_f32x4_add(a2, b2), \
@@ -78,11 +84,11 @@ SY_INLINE v128_t hsum4(v128_t a, v128_t b, v128_t c, v128_t d) {
     v128_t a0 = wasm_f32x4_splat(0), b0 = a0;                                             \
     int i = 0;                                                                            \
     for (; i + 8 <= dk; i += 8) {                                                         \
-      a0 = sy_madd_f32x4(wasm_v128_load(q + i), LOAD(kr + i), a0);                        \
-      b0 = sy_madd_f32x4(wasm_v128_load(q + i + 4), LOAD(kr + i + 4), b0);                \
+      a0 = madd_f32x4(wasm_v128_load(q + i), LOAD(kr + i), a0);                        \
+      b0 = madd_f32x4(wasm_v128_load(q + i + 4), LOAD(kr + i + 4), b0);                \
     }                                                                                     \
     if (i + 4 <= dk) {                                                                    \
-      a0 = sy_madd_f32x4(wasm_v128_load(q + i), LOAD(kr + i), a0);                        \
+      a0 = madd_f32x4(wasm_v128_load(q + i), LOAD(kr + i), a0);                        \
       i += 4;                                                                             \
     }                                                                                     \
     float t = sy_hsum_f32x4(wasm_f32x4_add(a0, b0));                                      \
@@ -113,14 +119,14 @@ static void scores_f16(float *s, const float *q, const uint16_t *k, size_t ks, i
     const ELEM *vr = v + d;                                                               \
     for (int j = 0; j < n; j++, vr += vstride) {                                          \
       v128_t pj = wasm_v128_load32_splat(p + j);                                          \
-      a0 = sy_madd_f32x4(pj, LOAD(vr), a0);                                               \
-      a1 = sy_madd_f32x4(pj, LOAD(vr + 4), a1);                                           \
-      a2 = sy_madd_f32x4(pj, LOAD(vr + 8), a2);                                           \
-      a3 = sy_madd_f32x4(pj, LOAD(vr + 12), a3);                                          \
-      a4 = sy_madd_f32x4(pj, LOAD(vr + 16), a4);                                          \
-      a5 = sy_madd_f32x4(pj, LOAD(vr + 20), a5);                                          \
-      a6 = sy_madd_f32x4(pj, LOAD(vr + 24), a6);                                          \
-      a7 = sy_madd_f32x4(pj, LOAD(vr + 28), a7);                                          \
+      a0 = madd_f32x4(pj, LOAD(vr), a0);                                               \
+      a1 = madd_f32x4(pj, LOAD(vr + 4), a1);                                           \
+      a2 = madd_f32x4(pj, LOAD(vr + 8), a2);                                           \
+      a3 = madd_f32x4(pj, LOAD(vr + 12), a3);                                          \
+      a4 = madd_f32x4(pj, LOAD(vr + 16), a4);                                          \
+      a5 = madd_f32x4(pj, LOAD(vr + 20), a5);                                          \
+      a6 = madd_f32x4(pj, LOAD(vr + 24), a6);                                          \
+      a7 = madd_f32x4(pj, LOAD(vr + 28), a7);                                          \
     }                                                                                     \
     wasm_v128_store(o + d, a0);                                                           \
     wasm_v128_store(o + d + 4, a1);                                                       \
@@ -134,7 +140,7 @@ static void scores_f16(float *s, const float *q, const uint16_t *k, size_t ks, i
   for (; d + 4 <= dv; d += 4) {                                                           \
     v128_t a0 = wasm_v128_load(o + d);                                                    \
     const ELEM *vr = v + d;                                                               \
-    for (int j = 0; j < n; j++, vr += vstride) a0 = sy_madd_f32x4(wasm_v128_load32_splat(p + j), LOAD(vr), a0); \
+    for (int j = 0; j < n; j++, vr += vstride) a0 = madd_f32x4(wasm_v128_load32_splat(p + j), LOAD(vr), a0); \
     wasm_v128_store(o + d, a0);                                                           \
   }                                                                                       \
   for (; d < dv; d++) {                                                                   \
