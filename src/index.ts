@@ -118,3 +118,28 @@ export type {
   ChatTool,
   ChatToolCall,
 } from './tokenizer/chat-template.js';
+
+// Models: load a GGUF model and run it (generate, chat, logits, perplexity).
+export { loadModel } from './api/model.js';
+export type {
+  GenerateEvent,
+  GenerateOptions,
+  GenerateStats,
+  KVCacheType,
+  LoadModelOptions,
+  LoadProgress,
+  LoadedModel,
+  ModelInfo,
+  PerplexityOptions,
+  PerplexityResult,
+} from './api/model.js';
+export { SAMPLER_DEFAULTS, Sampler, argmax, seededRandom } from './generate/sampler.js';
+export type { Candidates, SamplerOptions } from './generate/sampler.js';
+export { StopStrings, stopTokenSet } from './generate/stop.js';
+export type { StopStep, TokenText } from './generate/stop.js';
+export { ContextLengthError } from './generate/kv-cache.js';
+export { Model } from './models/model.js';
+export type { ModelLoadOptions } from './models/model.js';
+export { ARCHITECTURES } from './models/registry.js';
+export { route } from './router/route.js';
+export type { RouterOptions, Routing } from './router/route.js';

@@ -5,11 +5,16 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
 import { SwitchyardError } from '../core/errors.js';
+import { type BenchFlags, benchCommand } from './bench.js';
+import { type ChatFlags, chatCommand } from './chat.js';
 import { KERNEL_CHOICES, parseKernelChoice, parseThreads } from '../kernels/device.js';
 import { convertCommand } from './convert.js';
+import { type RunFlags, runCommand, withSamplingOptions } from './generate.js';
 import { info } from './info.js';
 import { inspect } from './inspect.js';
+import { type LogitsFlags, logitsCommand } from './logits.js';
 import type { GlobalOptions } from './options.js';
+import { type PerplexityFlags, perplexityCommand } from './perplexity.js';
 import { type TokenizeOptions, tokenize } from './tokenize.js';
 
 function argParser<T>(parse: (v: string, source: string) => T, flag: string) {
@@ -67,6 +72,51 @@ export function buildProgram(): Command {
     .option('--no-parse-special', 'read special-token text such as <|im_end|> as plain text')
     .option('--file <path>', 'read the text from a file')
     .action(async (model: string, text: string | undefined, cmdOpts: TokenizeOptions) => tokenize(model, text, cmdOpts));
+  withSamplingOptions(
+    program
+      .command('run')
+      .description('generate text: stream a continuation of the prompt, then print the speed')
+      .argument('[model]', 'a GGUF file (with no model: the embedded default, once it exists)')
+      .argument('[prompt]', 'the prompt (or -p, or piped to stdin)')
+      .option('-p, --prompt <text>', 'the prompt'),
+  ).action(async (model: string | undefined, prompt: string | undefined, cmdOpts: RunFlags) =>
+    runCommand(model, prompt, cmdOpts, program.opts<GlobalOptions>()),
+  );
+  withSamplingOptions(
+    program
+      .command('chat')
+      .description('chat with a model through its chat template (/reset, /exit)')
+      .argument('[model]', 'a GGUF file')
+      .option('--system <text>', 'a system message to start the conversation with'),
+  ).action(async (model: string | undefined, cmdOpts: ChatFlags) => chatCommand(model, cmdOpts, program.opts<GlobalOptions>()));
+  program
+    .command('logits')
+    .description('write the logits of every position of a token sequence (little-endian float32 [n_tokens, n_vocab])')
+    .argument('<model>', 'a GGUF file')
+    .option('--tokens <ids>', 'token ids, e.g. 1,415,2936')
+    .option('--out <file>', 'the output file')
+    .option('--dequantize', 'compute in float32 on dequantized weights (the reference path)')
+    .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16; the goldens use f32)')
+    .action(async (model: string, cmdOpts: LogitsFlags) => logitsCommand(model, cmdOpts, program.opts<GlobalOptions>()));
+  program
+    .command('perplexity')
+    .description("perplexity of a text file, computed as llama.cpp's llama-perplexity does")
+    .argument('<model>', 'a GGUF file')
+    .option('-f, --file <file>', 'the text (one trailing newline is dropped, as llama.cpp does)')
+    .option('--ctx <n>', 'tokens per chunk (llama-perplexity -c)', '512')
+    .option('--batch <n>', 'tokens per evaluation (llama-perplexity -b; default: --ctx)')
+    .option('--json', 'end with one JSON line: {"chunks": [running values], "final": <number>}')
+    .option('--dequantize', 'compute in float32 on dequantized weights (the reference path)')
+    .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16; the goldens use f32)')
+    .action(async (model: string, cmdOpts: PerplexityFlags) => perplexityCommand(model, cmdOpts, program.opts<GlobalOptions>()));
+  program
+    .command('bench')
+    .description('prompt processing and decode speed at 1 thread and at all threads, and peak memory')
+    .argument('<model>', 'a GGUF file')
+    .option('--prompt-tokens <n>', 'prompt length', '64')
+    .option('--decode-tokens <n>', 'decoded tokens', '32')
+    .option('--json', 'end with one JSON line: {"model", "results": [...], "peak_rss_bytes"}')
+    .action(async (model: string, cmdOpts: BenchFlags) => benchCommand(model, cmdOpts, program.opts<GlobalOptions>()));
   return program;
 }
 

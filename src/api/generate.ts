@@ -1,0 +1,128 @@
+/**
+ * The decode loop: the prompt in one batch, then one token at a time through the KV cache,
+ * each sampled (src/generate/sampler.ts), decoded to text without splitting a character (the
+ * tokenizer's streaming decoder) and checked against the stop tokens and stop strings
+ * (src/generate/stop.ts). Reference: llama.cpp tools/completion/completion.cpp (the prompt's
+ * tokens are accepted into the sampler's penalty window before generation starts).
+ *
+ * Between tokens the loop yields to the event loop, so an AbortSignal fired by a timer or a
+ * signal handler is seen before the next step. An incomplete character at the very end of a
+ * generation (a cut by maxTokens inside a multi-byte character) is not output.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { InvalidArgumentError } from '../core/errors.js';
+import { ContextLengthError } from '../generate/kv-cache.js';
+import { Sampler } from '../generate/sampler.js';
+import { StopStrings, stopTokenSet, type TokenText } from '../generate/stop.js';
+import type { StreamingDecoder } from '../tokenizer/tokenizer.js';
+import type { GenerateEvent, GenerateOptions, GenerateStats } from './types.js';
+
+/** What generation and perplexity need of a model. */
+export interface Evaluator {
+  readonly vocabSize: number;
+  /** Positions the KV cache holds. */
+  readonly contextLength: number;
+  /** Logits [T, V] of tokens at positions [pos, pos + T) (only the last row with `last`). */
+  eval(tokens: readonly number[], pos: number, options?: { last?: boolean }): Float32Array;
+  /** True once the model is closed: nothing may be evaluated any more. */
+  readonly closed: boolean;
+}
+
+/** What generation needs of a tokenizer (Tokenizer has it). */
+export interface GenerationTokenizer {
+  createStreamingDecoder(): StreamingDecoder;
+  endOfGenerationIds(): number[];
+  isEndOfGeneration(id: number): boolean;
+}
+
+export async function* generateTokens(
+  model: Evaluator,
+  tokenizer: GenerationTokenizer,
+  prompt: readonly number[],
+  options: GenerateOptions = {},
+): AsyncGenerator<GenerateEvent> {
+  const maxTokens = options.maxTokens ?? Number.POSITIVE_INFINITY;
+  if (maxTokens !== Number.POSITIVE_INFINITY && !(Number.isInteger(maxTokens) && maxTokens >= 0)) {
+    throw new InvalidArgumentError(`maxTokens must be a whole number >= 0, got ${maxTokens}`);
+  }
+  if (prompt.length === 0) {
+    throw new InvalidArgumentError('the prompt is empty (and the vocabulary adds no BOS token): give at least one token');
+  }
+  if (prompt.length > model.contextLength) {
+    throw new ContextLengthError(
+      `the prompt has ${prompt.length} tokens and the context holds ${model.contextLength}: ` +
+        'shorten the prompt or load the model with a larger contextLength',
+    );
+  }
+  const sampler = new Sampler(model.vocabSize, options); // validates the sampling options
+  const stops = new StopStrings(options.stop ?? []);
+  const stopTokens = stopTokenSet(options.stopTokens, tokenizer.endOfGenerationIds());
+  const decoder = tokenizer.createStreamingDecoder();
+  const signal = options.signal;
+  const stopped = () => signal?.aborted === true || model.closed;
+
+  const stats: GenerateStats = {
+    promptTokens: prompt.length,
+    generatedTokens: 0,
+    promptSeconds: 0,
+    decodeSeconds: 0,
+    promptTokensPerSecond: 0,
+    decodeTokensPerSecond: 0,
+    stopReason: 'length',
+    peakMemoryBytes: 0,
+  };
+  const done = (): GenerateEvent => {
+    stats.promptTokensPerSecond = stats.promptSeconds > 0 ? stats.promptTokens / stats.promptSeconds : 0;
+    const later = stats.generatedTokens - 1;
+    stats.decodeTokensPerSecond = later > 0 && stats.decodeSeconds > 0 ? later / stats.decodeSeconds : 0;
+    stats.peakMemoryBytes = process.resourceUsage().maxRSS * 1024;
+    return { type: 'done', stats };
+  };
+  const tokenEvent = (t: TokenText): GenerateEvent => ({ type: 'token', token: t.token, text: t.text });
+
+  if (stopped()) {
+    stats.stopReason = 'aborted';
+    yield done();
+    return;
+  }
+
+  for (const t of prompt) sampler.accept(t);
+  let start = performance.now();
+  let logits = model.eval(prompt, 0, { last: true }); // [V]
+  let pos = prompt.length;
+  let timing: 'promptSeconds' | 'decodeSeconds' = 'promptSeconds';
+  let stringStop = false;
+  for (;;) {
+    if (stats.generatedTokens >= maxTokens) {
+      stats[timing] += (performance.now() - start) / 1000; // maxTokens 0: the prompt only
+      break;
+    }
+    const token = sampler.sample(logits);
+    sampler.accept(token);
+    stats.generatedTokens++;
+    stats[timing] += (performance.now() - start) / 1000;
+    if (stopTokens.has(token)) {
+      stats.stopReason = tokenizer.isEndOfGeneration(token) ? 'end-of-generation' : 'stop';
+      break;
+    }
+    const step = stops.push(token, decoder.push(token));
+    for (const t of step.release) yield tokenEvent(t);
+    if (step.stop !== undefined) {
+      stats.stopReason = 'stop';
+      stringStop = true;
+      break;
+    }
+    if (stats.generatedTokens >= maxTokens || pos >= model.contextLength) break; // 'length'
+    await nextTurn();
+    if (stopped()) {
+      stats.stopReason = 'aborted';
+      break;
+    }
+    start = performance.now();
+    timing = 'decodeSeconds';
+    logits = model.eval([token], pos, { last: true });
+    pos++;
+  }
+  if (!stringStop) for (const t of stops.finish()) yield tokenEvent(t);
+  yield done();
+}

@@ -1,0 +1,161 @@
+/**
+ * The public model API: `loadModel(path)` -> a model that tokenizes, generates (streamed, with
+ * samplers and stop criteria), chats through its template, returns logits and computes
+ * perplexity. A thin layer over src/models/model.ts (weights, KV cache, forward pass) and
+ * src/tokenizer; the decode loop is src/api/generate.ts, perplexity src/api/perplexity.ts.
+ * Shaped like node-llama-cpp's user-facing API (loadModel -> generate / chat).
+ *
+ *   const model = await loadModel('olmoe.gguf');
+ *   for await (const e of model.generate('Once upon a time', { maxTokens: 64, seed: 1 })) {
+ *     if (e.type === 'token') process.stdout.write(e.text);
+ *   }
+ *   await model.close();
+ */
+import { SwitchyardError } from '../core/errors.js';
+import { Model } from '../models/model.js';
+import { type ChatMessage, type ChatTemplate, chatTemplateFor } from '../tokenizer/chat-template.js';
+import { type Tokenizer, tokenizerFromGGUF } from '../tokenizer/tokenizer.js';
+import { summarizeGGUF } from '../weights/summary.js';
+import { chatPromptText } from './chat.js';
+import { type Evaluator, generateTokens } from './generate.js';
+import { perplexityOfTokens } from './perplexity.js';
+import type {
+  GenerateEvent,
+  GenerateOptions,
+  LoadedModel,
+  LoadModelOptions,
+  ModelInfo,
+  PerplexityOptions,
+  PerplexityResult,
+} from './types.js';
+
+export type * from './types.js';
+
+/** Loads a GGUF model: weights into device memory, its tokenizer, a KV cache of `contextLength` positions. */
+export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const model = await Model.load(path, {
+    contextLength: options.contextLength,
+    kernels: options.kernels,
+    threads: options.threads,
+    dequantize: options.dequantize,
+    kvCacheType: options.kvCacheType,
+    onProgress: options.onProgress,
+  });
+  try {
+    return new GGUFModel(model, tokenizerFromGGUF(model.file.metadata));
+  } catch (e) {
+    await model.close();
+    throw e;
+  }
+}
+
+class GGUFModel implements LoadedModel, Evaluator {
+  readonly info: ModelInfo;
+  private busy: string | undefined;
+  private isClosed = false;
+  private template: ChatTemplate | undefined;
+
+  constructor(
+    private readonly model: Model,
+    readonly tokenizer: Tokenizer,
+  ) {
+    const c = model.config;
+    const summary = summarizeGGUF(model.file);
+    this.info = {
+      path: model.path,
+      architecture: c.architecture,
+      name: summary.name,
+      contextLength: model.cache.size,
+      trainedContextLength: c.contextLength,
+      vocabSize: c.vocabSize,
+      layers: c.blockCount,
+      experts: c.moe ? { count: c.moe.expertCount, used: c.moe.expertUsedCount } : undefined,
+      parameters: { ...summary.parameters },
+      kernels: model.device.backend.name,
+      threads: model.device.backend.threads,
+      kvCacheType: model.cache.type,
+    };
+  }
+
+  // Evaluator (what generation and perplexity use)
+  get vocabSize(): number {
+    return this.model.config.vocabSize;
+  }
+  get contextLength(): number {
+    return this.model.cache.size;
+  }
+  get closed(): boolean {
+    return this.isClosed;
+  }
+  eval(tokens: readonly number[], pos: number, options?: { last?: boolean }): Float32Array {
+    return this.model.eval(tokens, pos, options);
+  }
+
+  tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): number[] {
+    return this.tokenizer.encode(text, options);
+  }
+
+  detokenize(ids: readonly number[]): string {
+    return this.tokenizer.decode(ids);
+  }
+
+  async *generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
+    const release = this.acquire('generate');
+    try {
+      const tokens = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecial: true, parseSpecial: true }) : prompt;
+      yield* generateTokens(this, this.tokenizer, tokens, options);
+    } finally {
+      release();
+    }
+  }
+
+  async *chat(messages: ChatMessage[], options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
+    this.template ??= chatTemplateFor(this.tokenizer, this.info.path);
+    const text = chatPromptText(this.template, messages, this.tokenizer);
+    yield* this.generate(this.tokenize(text, { addSpecial: true, parseSpecial: true }), options);
+  }
+
+  logits(tokens: readonly number[]): Float32Array {
+    const release = this.acquire('logits');
+    try {
+      return this.model.eval(tokens, 0);
+    } finally {
+      release();
+    }
+  }
+
+  async perplexity(text: string, options: PerplexityOptions): Promise<PerplexityResult> {
+    const release = this.acquire('perplexity');
+    try {
+      if (this.tokenizer.addEos) {
+        // GGML_ASSERT(!llama_vocab_get_add_eos(vocab)) in llama-perplexity
+        throw new SwitchyardError('E_UNSUPPORTED', `perplexity: ${this.info.path} appends EOS to every text; llama-perplexity refuses such vocabularies`);
+      }
+      const tokens = this.tokenize(text, { addSpecial: true, parseSpecial: false });
+      return await perplexityOfTokens(this, tokens, this.tokenizer.addBos ? this.tokenizer.bos : null, options);
+    } finally {
+      release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    await this.model.close();
+  }
+
+  /** One sequence at a time: the KV cache is shared. */
+  private acquire(what: string): () => void {
+    if (this.isClosed) throw new SwitchyardError('E_CLOSED', `${what}: the model ${this.info.path} is closed`);
+    if (this.busy) {
+      throw new SwitchyardError(
+        'E_BUSY',
+        `${what}: the model is running ${this.busy}; one sequence at a time (finish or return() the other iterator first)`,
+      );
+    }
+    this.busy = what;
+    return () => {
+      this.busy = undefined;
+    };
+  }
+}

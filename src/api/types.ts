@@ -1,0 +1,155 @@
+/**
+ * The public model API's types, in one file: what `loadModel` takes and returns, what
+ * generation streams, and the statistics it ends with. The CLI and the server are thin shells
+ * over these. Implementation: src/api/model.ts.
+ */
+import type { KVCacheType } from '../generate/kv-cache.js';
+import type { KernelBackendName } from '../kernels/backend.js';
+import type { KernelChoice } from '../kernels/device.js';
+import type { LoadProgress } from '../models/weights.js';
+import type { ChatMessage } from '../tokenizer/chat-template.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+
+export type { KVCacheType, LoadProgress };
+
+export interface LoadModelOptions {
+  /** Positions the KV cache holds: the longest prompt + generation (default: the model's, at most 4096). */
+  contextLength?: number;
+  /** Kernel build (default: SWITCHYARD_KERNELS, else the best this machine runs). */
+  kernels?: KernelChoice;
+  /** Threads (default: SWITCHYARD_THREADS, else every core). */
+  threads?: number;
+  /** Dequantize every weight to F32 and compute in float32 (the reference path; slower, more memory). */
+  dequantize?: boolean;
+  /** KV cache element type: 'f16' (default, as llama.cpp) or 'f32' (exact; what the goldens use). */
+  kvCacheType?: KVCacheType;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export interface ModelInfo {
+  path: string;
+  /** GGUF `general.architecture`. */
+  architecture: string;
+  /** GGUF `general.name`. */
+  name?: string;
+  /** Positions the loaded model's KV cache holds (LoadModelOptions.contextLength). */
+  contextLength: number;
+  /** The context length the model was trained for (`<arch>.context_length`). */
+  trainedContextLength: number;
+  vocabSize: number;
+  layers: number;
+  /** Routed experts per MoE layer and how many each token uses (absent for dense models). */
+  experts?: { count: number; used: number };
+  parameters: {
+    total: number;
+    /** Dense parameters plus the used share (K of E) of the expert parameters. */
+    activePerToken: number;
+    /** Parameters in routed expert tensors. */
+    experts: number;
+  };
+  /** The kernel build and thread count the model runs with. */
+  kernels: KernelBackendName;
+  threads: number;
+  kvCacheType: KVCacheType;
+}
+
+export interface GenerateOptions {
+  /** Tokens to generate at most (default: until an end-of-generation token or the context is full). */
+  maxTokens?: number;
+  /** 0 = greedy (argmax, lowest id on ties). Default 0.8. The sampler options and their defaults
+   *  are llama.cpp's: see src/generate/sampler.ts for the order they apply in. */
+  temperature?: number;
+  /** Default 40; <= 0 disables. */
+  topK?: number;
+  /** Default 0.95; 1 disables. */
+  topP?: number;
+  /** Default 0.05; 0 disables. */
+  minP?: number;
+  /** Default 1 (off). */
+  repeatPenalty?: number;
+  /** Tokens (prompt included) the penalties look at; -1 = all. Default 64. */
+  repeatLastN?: number;
+  /** Default 0. */
+  frequencyPenalty?: number;
+  /** Default 0. */
+  presencePenalty?: number;
+  /** Makes sampling reproducible (default: a random seed). */
+  seed?: number;
+  /** Strings that end generation; they and what follows are not output. */
+  stop?: string[];
+  /** Token ids that end generation (not output); default: the vocabulary's end-of-generation tokens. */
+  stopTokens?: number[];
+  /** Aborts between tokens: generation ends with stopReason 'aborted' (no exception). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Generation streams 'token' events, then one 'done'. Each token event carries the text that
+ * token adds (possibly '' while a character or a possible stop string is incomplete); the texts
+ * concatenated are the output. Stop tokens and stop strings are not output.
+ */
+export type GenerateEvent = { type: 'token'; token: number; text: string } | { type: 'done'; stats: GenerateStats };
+
+export interface GenerateStats {
+  promptTokens: number;
+  /** Tokens sampled, including a stop token and tokens inside a stop string. */
+  generatedTokens: number;
+  /** Evaluating the prompt and sampling the first token. */
+  promptSeconds: number;
+  /** Evaluating and sampling every later token (time spent by the caller between events excluded). */
+  decodeSeconds: number;
+  promptTokensPerSecond: number;
+  /** (generatedTokens - 1) / decodeSeconds: each later token costs one decode step. */
+  decodeTokensPerSecond: number;
+  /** 'length': maxTokens reached or the context full; 'stop': a stop string or a stop token that is
+   *  not end-of-generation; 'end-of-generation': an end-of-generation token; 'aborted': the signal. */
+  stopReason: 'length' | 'stop' | 'end-of-generation' | 'aborted';
+  /** Peak resident memory of the process so far (process.resourceUsage().maxRSS). */
+  peakMemoryBytes: number;
+}
+
+export interface PerplexityOptions {
+  /** Tokens per chunk (llama-perplexity -c). At most the loaded context length. */
+  ctx: number;
+  /** Tokens per evaluation (llama-perplexity -b); default ctx. Values above ctx act as ctx. */
+  batch?: number;
+  /** Chunks to evaluate at most (llama-perplexity --chunks); default all. */
+  chunks?: number;
+  /** Called after each chunk with its index (0-based, chunks[i]) and the running perplexity. */
+  onChunk?: (i: number, running: number) => void;
+}
+
+export interface PerplexityResult {
+  /** Tokens of the text (BOS included). */
+  tokens: number;
+  /** The running perplexity after each chunk (llama-perplexity's "[i]value" list). */
+  chunks: number[];
+  final: number;
+  /** llama-perplexity's "+/-": final × sqrt((mean(nll²) − mean(nll)²) / (count − 1)). */
+  finalStderr: number;
+}
+
+/**
+ * A model ready to run. One sequence at a time: a generation (until its iterator finishes or is
+ * returned), `logits` and `perplexity` each use the model alone; a second concurrent call
+ * throws. Every call starts a fresh sequence at position 0.
+ */
+export interface LoadedModel {
+  readonly info: ModelInfo;
+  readonly tokenizer: Tokenizer;
+  /** Token ids of `text`: addSpecial (default true) adds BOS/EOS as the vocabulary asks;
+   *  parseSpecial (default false) turns special-token text such as "<|im_end|>" into the token. */
+  tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): number[];
+  /** Text of token ids (control tokens and a leading BOS are left out). */
+  detokenize(ids: readonly number[]): string;
+  /** Streams a continuation of `prompt` (text is tokenized with BOS and special tokens parsed, as llama-cli does). */
+  generate(prompt: string | readonly number[], options?: GenerateOptions): AsyncIterable<GenerateEvent>;
+  /** Renders `messages` with the model's chat template (ChatML when it has none) and generates the reply. */
+  chat(messages: ChatMessage[], options?: GenerateOptions): AsyncIterable<GenerateEvent>;
+  /** Logits [T, V] of every position of `tokens`, run as a fresh sequence from position 0. */
+  logits(tokens: readonly number[]): Float32Array;
+  /** Perplexity exactly as llama.cpp's llama-perplexity computes it (see src/api/perplexity.ts). */
+  perplexity(text: string, options: PerplexityOptions): Promise<PerplexityResult>;
+  /** Frees the model. A generation suspended between events ends ('aborted') when resumed. */
+  close(): Promise<void>;
+}
