@@ -9,9 +9,8 @@
  * Uses src/models/model.ts directly (no tokenizer needed). Options: USAGE below; method and
  * JSON fields: bench/README.md.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -20,6 +19,7 @@ import type { KernelBackend } from '../src/kernels/backend.js';
 import { type KernelChoice, parseKernelChoice } from '../src/kernels/device.js';
 import { Model } from '../src/models/model.js';
 import { ensureShape, SHAPE_NAMES, SHAPES, type ShapeFile, type ShapeName } from './make-shapes.js';
+import { gitInfo, writeResults } from './results.js';
 
 const USAGE = `usage: npm run bench:decode -- [options]
   --model NAME     olmoe (default), qwen3, or all
@@ -379,15 +379,6 @@ if (opt.profile) {
   }
 }
 
-function gitInfo(): { commit?: string; dirty?: boolean } {
-  try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
-    return { commit, dirty };
-  } catch {
-    return {};
-  }
-}
 
 if (!opt['no-json']) {
   const report = {
@@ -409,12 +400,6 @@ if (!opt['no-json']) {
     reference: { llamaCppOlmoe: LLAMA_CPP_OLMOE, target: TARGET, verdict, notes: targetNotes },
     table,
   };
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  mkdirSync(dir, { recursive: true });
-  const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
-  const json = `${JSON.stringify(report, null, 2)}\n`;
-  writeFileSync(`${dir}decode-${stamp}.json`, json);
-  writeFileSync(`${dir}decode-latest.json`, json);
-  console.log(`results: bench/results/decode-${stamp}.json`);
+  console.log(`results: ${writeResults('decode', started, report)}`);
 }
 if (rows.some((r) => r.status === 'error')) process.exitCode = 1;

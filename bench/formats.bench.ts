@@ -8,15 +8,17 @@
  * Prints a table and writes bench/results/formats-<date>.json and formats-latest.json.
  * Usage: npm run bench:formats [-- --no-json]
  */
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, ftruncateSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GGMLType } from '../src/core/dtypes.js';
 import { Heap } from '../src/core/heap.js';
 import { GGUFFile, type GGUFKV, type GGUFWriteTensor, kv, layoutGGUF } from '../src/formats/gguf/index.js';
+import { gitInfo, writeResults } from './results.js';
 
 const noJson = process.argv.includes('--no-json');
+const started = new Date();
 const root = fileURLToPath(new URL('..', import.meta.url));
 const golden = path.resolve(root, '../shared/golden');
 
@@ -140,12 +142,6 @@ console.log(`bench:formats on ${machine}\n`);
 const w = Math.max(...rows.map((r) => r.case.length));
 for (const r of rows) console.log(`  ${r.case.padEnd(w)}  ${r.value.toFixed(2).padStart(8)} ${r.unit.padEnd(7)} ${r.note}`);
 if (!noJson) {
-  const out = path.join(root, 'bench/results');
-  mkdirSync(out, { recursive: true });
-  const json = JSON.stringify({ bench: 'formats', date: new Date().toISOString(), machine, results: rows }, null, 2);
-  const stamp = new Date().toISOString().slice(0, 10);
-  const { writeFileSync } = await import('node:fs');
-  writeFileSync(path.join(out, `formats-${stamp}.json`), json);
-  writeFileSync(path.join(out, 'formats-latest.json'), json);
-  console.log(`\nwrote bench/results/formats-${stamp}.json and bench/results/formats-latest.json`);
+  const file = writeResults('formats', started, { bench: 'formats', date: started.toISOString(), machine, git: gitInfo(), results: rows });
+  console.log(`\nwrote ${file} and bench/results/formats-latest.json`);
 }

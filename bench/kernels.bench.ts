@@ -7,9 +7,7 @@
  * Options and method: bench/README.md. Reference: llama.cpp test-backend-ops `perf` mode
  * (MUL_MAT reported as GFLOPS and GB/s of weight bytes).
  */
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, availableParallelism, cpus, platform, release, totalmem } from 'node:os';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +19,7 @@ import { probeCapabilities } from '../src/kernels/capabilities.js';
 import { type Device, createDevice } from '../src/kernels/device.js';
 import { type KernelBuild, kernelBytes } from '../src/kernels/wasm/abi.js';
 import type { WasmBackend } from '../src/kernels/wasm/backend.js';
+import { gitInfo, writeResults } from './results.js';
 
 type BuildName = KernelBuild | 'ref';
 const MiB = 1024 * 1024;
@@ -707,15 +706,6 @@ if (otherCpuShare > 0.05) {
   console.log(`note: other processes used ${Math.round(otherCpuShare * 100)}% of the CPUs during the run; timings may be disturbed`);
 }
 
-function gitInfo(): { commit?: string; dirty?: boolean } {
-  try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
-    return { commit, dirty };
-  } catch {
-    return {};
-  }
-}
 
 if (!opt['no-json']) {
   const report = {
@@ -754,11 +744,6 @@ if (!opt['no-json']) {
     notes,
     table: mainTable,
   };
-  const dir = fileURLToPath(new URL('./results/', import.meta.url));
-  mkdirSync(dir, { recursive: true });
-  const stamp = started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
-  const json = `${JSON.stringify(report, null, 2)}\n`;
-  writeFileSync(`${dir}kernels-${stamp}.json`, json);
-  writeFileSync(`${dir}kernels-latest.json`, json);
-  console.log(`\nwrote bench/results/kernels-${stamp}.json and bench/results/kernels-latest.json`);
+  const file = writeResults('kernels', started, report);
+  console.log(`\nwrote ${file} and bench/results/kernels-latest.json`);
 }
