@@ -11,9 +11,11 @@
  *   pairs  P int32       slot indices t·K + k, grouped by expert, ascending within one
  *   xg     T rows        x in the gate dot format (absent when that is F32: x itself)
  *   xu     T rows        x in the up dot format (absent when it is the gate's, or F32)
- *   h      T·K × F f32   the activations of each slot (rows of skipped slots unused)
+ *   h      T·K × F f32   the activations of each slot (rows of skipped slots unused); once
+ *                        converted to hq, the kernel reuses it for per-thread tiles of output values
  *   hq     T·K rows      h in the down dot format (absent when that is F32: h itself)
  *   vals   nth × T·K f32 per thread: one output column's expert values, before weighting
+ *                        (used only when the down weights' dot format is F32)
  */
 import { dotRowBytes, dtypeInfo, GGMLType } from '../../core/dtypes.js';
 import type { ExpertGroupArgs, ExpertWeights } from '../backend.js';

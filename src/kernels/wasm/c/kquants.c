@@ -412,6 +412,152 @@ float sy_vec_dot_q6_k(int32_t n, const uint8_t *w, const uint8_t *xq) {
   return sumf;
 }
 
+// ---- multi-row dot products (prompt processing) -------------------------------------
+// One weight block, unpacked once, meets N activation rows. Per row the integer sums are
+// those of the single dot above (exact, so their order does not matter) and the float
+// steps are the same operations in the same order, so out[j] equals vec_dot(w, xq[j]) bit
+// for bit. N is a compile-time constant (the dispatch below), so the per-row accumulators
+// stay in registers; the loops over c and j unroll. The per-block float steps of the N rows
+// run side by side in the lanes of one f32x4 (lane j = row j; the same IEEE operations).
+
+// [Σa, Σb, Σc, Σd] of four int32 vectors (exact: the order of integer adds does not matter).
+SY_INLINE v128_t hsum4(v128_t a, v128_t b, v128_t c, v128_t d) {
+  v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+  v128_t cd = wasm_i32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+  return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+// Row j's activation scale y.d in lane j (0 for j >= N).
+SY_INLINE v128_t row_scales(const uint8_t *const *xq, size_t xo, const int N) {
+  v128_t v = wasm_f32x4_splat(0.0f);
+  if (N > 0) v = wasm_f32x4_replace_lane(v, 0, sy_load_f32(xq[0] + xo));
+  if (N > 1) v = wasm_f32x4_replace_lane(v, 1, sy_load_f32(xq[1] + xo));
+  if (N > 2) v = wasm_f32x4_replace_lane(v, 2, sy_load_f32(xq[2] + xo));
+  if (N > 3) v = wasm_f32x4_replace_lane(v, 3, sy_load_f32(xq[3] + xo));
+  return v;
+}
+
+#define DOT_N_DISPATCH(CALL)  \
+  switch (count) {            \
+    case 1: CALL(1); break;   \
+    case 2: CALL(2); break;   \
+    case 3: CALL(3); break;   \
+    default: CALL(4); break;  \
+  }
+
+// Q4_K (Q5 = 0) and Q5_K (Q5 = 1); BB block bytes, QS_OFF where the low nibbles start.
+SY_INLINE void k4_dot_n(int32_t n, const uint8_t *w, const uint8_t *const *xq, float *out, const int N, const int BB,
+                        const int QS_OFF, const int Q5) {
+  v128_t sumf = wasm_f32x4_splat(0.0f);
+  for (int32_t b = 0; b < n / QK_K; b++, w += BB) {
+    const size_t xo = (size_t)b * Q8_K_BYTES;
+    const uint8_t *qs = w + QS_OFF;
+    const v128_t sm = k4_scales_mins(w + 4);
+    int16_t sc[8];
+    wasm_v128_store(sc, wasm_u16x8_extend_low_u8x16(sm));
+    const v128_t qh0 = Q5 ? wasm_v128_load(w + 16) : wasm_i32x4_splat(0);
+    const v128_t qh1 = Q5 ? wasm_v128_load(w + 32) : wasm_i32x4_splat(0);
+    v128_t acc[SY_DOT_N], macc[SY_DOT_N];
+    for (int j = 0; j < SY_DOT_N; j++) acc[j] = macc[j] = wasm_i32x4_splat(0);
+    // Chunk c: as K4_CHUNK above, the codes built once for all rows.
+    for (int c = 0; c < 4; c++) {
+      v128_t q0 = wasm_v128_load(qs + 32 * c), q1 = wasm_v128_load(qs + 32 * c + 16);
+      v128_t l0 = bits(q0, 0, 15), l1 = bits(q1, 0, 15), h0 = bits(q0, 4, 15), h1 = bits(q1, 4, 15);
+      if (Q5) {
+        l0 = wasm_v128_or(l0, bit_move(qh0, 2 * c, 4));
+        l1 = wasm_v128_or(l1, bit_move(qh1, 2 * c, 4));
+        h0 = wasm_v128_or(h0, bit_move(qh0, 2 * c + 1, 4));
+        h1 = wasm_v128_or(h1, bit_move(qh1, 2 * c + 1, 4));
+      }
+      const v128_t s_lo = wasm_i16x8_splat(sc[2 * c]), s_hi = wasm_i16x8_splat(sc[2 * c + 1]);
+      for (int j = 0; j < N; j++) {
+        const int8_t *q8 = Q8K_QS(xq[j] + xo) + 64 * c;
+        v128_t pl = wasm_i16x8_add(dot16(wasm_v128_load(q8), l0), dot16(wasm_v128_load(q8 + 16), l1));
+        v128_t ph = wasm_i16x8_add(dot16(wasm_v128_load(q8 + 32), h0), dot16(wasm_v128_load(q8 + 48), h1));
+        acc[j] = wasm_i32x4_add(acc[j], wasm_i32x4_dot_i16x8(pl, s_lo));
+        acc[j] = wasm_i32x4_add(acc[j], wasm_i32x4_dot_i16x8(ph, s_hi));
+      }
+    }
+    for (int j = 0; j < N; j++) macc[j] = k4_min_sums(sm, Q8K_BSUMS(xq[j] + xo));
+    const v128_t isum = hsum4(acc[0], acc[1], acc[2], acc[3]), summs = hsum4(macc[0], macc[1], macc[2], macc[3]);
+    const v128_t yd = row_scales(xq, xo, N);
+    const v128_t dx = wasm_f32x4_mul(yd, wasm_f32x4_splat(fp16_at(w)));
+    const v128_t dm = wasm_f32x4_mul(yd, wasm_f32x4_splat(fp16_at(w + 2)));
+    // sumf = sumf + (dx * (float)isum - dm * (float)summs), per lane
+    sumf = wasm_f32x4_add(sumf, wasm_f32x4_sub(wasm_f32x4_mul(dx, wasm_f32x4_convert_i32x4(isum)),
+                                               wasm_f32x4_mul(dm, wasm_f32x4_convert_i32x4(summs))));
+  }
+  float r[4];
+  wasm_v128_store(r, sumf);
+  for (int j = 0; j < N; j++) out[j] = r[j];
+}
+
+void sy_vec_dot_n_q4_k(int32_t n, const uint8_t *w, const uint8_t *const *xq, int32_t count, float *out) {
+#define CALL(N) k4_dot_n(n, w, xq, out, N, 144, 16, 0)
+  DOT_N_DISPATCH(CALL)
+#undef CALL
+}
+
+void sy_vec_dot_n_q5_k(int32_t n, const uint8_t *w, const uint8_t *const *xq, int32_t count, float *out) {
+#define CALL(N) k4_dot_n(n, w, xq, out, N, 176, 48, 1)
+  DOT_N_DISPATCH(CALL)
+#undef CALL
+}
+
+// Q6_K: as sy_vec_dot_q6_k, the unsigned codes u = q + 32 of each 16-element sub-block
+// built once for all rows.
+SY_INLINE void q6k_dot_n(int32_t n, const uint8_t *w, const uint8_t *const *xq, float *out, const int N) {
+  v128_t sumf = wasm_f32x4_splat(0.0f);
+  for (int32_t b = 0; b < n / QK_K; b++, w += 210) {
+    const size_t xo = (size_t)b * Q8_K_BYTES;
+    const v128_t s8 = wasm_v128_load(w + 192);
+    const v128_t sc_lo = wasm_i16x8_extend_low_i8x16(s8), sc_hi = wasm_i16x8_extend_high_i8x16(s8);
+    int16_t sc[16];
+    wasm_v128_store(sc, sc_lo);
+    wasm_v128_store(sc + 8, sc_hi);
+    v128_t acc[SY_DOT_N];
+    for (int j = 0; j < SY_DOT_N; j++) acc[j] = wasm_i32x4_splat(0);
+    for (int h = 0; h < 2; h++) {
+      const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
+      const v128_t L[4] = {wasm_v128_load(ql), wasm_v128_load(ql + 16), wasm_v128_load(ql + 32),
+                           wasm_v128_load(ql + 48)};
+      const v128_t H[2] = {wasm_v128_load(qh), wasm_v128_load(qh + 16)};
+      // Sub-block 8h + 2g + p: low nibbles of L[2 (g & 1) + p] (high ones for g >= 2),
+      // bits 2g, 2g + 1 of H[p] as bits 4, 5.
+      for (int g = 0; g < 4; g++) {
+        for (int p = 0; p < 2; p++) {
+          const v128_t hi2 = 2 * g <= 4 ? wasm_v128_and(wasm_i16x8_shl(H[p], 4 - 2 * g), wasm_i8x16_splat(0x30))
+                                        : bits(H[p], 2 * g - 4, 0x30);
+          const v128_t u = wasm_v128_or(bits(L[2 * (g & 1) + p], 4 * (g / 2), 15), hi2);
+          const v128_t S = wasm_i16x8_splat(sc[8 * h + 2 * g + p]);
+          for (int j = 0; j < N; j++) {
+            const int8_t *q8 = Q8K_QS(xq[j] + xo) + 128 * h + 32 * g + 16 * p;
+            acc[j] = wasm_i32x4_add(acc[j], wasm_i32x4_dot_i16x8(dot16(wasm_v128_load(q8), u), S));
+          }
+        }
+      }
+    }
+    for (int j = 0; j < N; j++) {
+      const int16_t *bs = Q8K_BSUMS(xq[j] + xo);
+      v128_t off = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_load(bs), sc_lo),
+                                  wasm_i32x4_dot_i16x8(wasm_v128_load(bs + 8), sc_hi));
+      acc[j] = wasm_i32x4_sub(acc[j], wasm_i32x4_shl(off, 5));
+    }
+    const v128_t isum = hsum4(acc[0], acc[1], acc[2], acc[3]);
+    const v128_t dx = wasm_f32x4_mul(row_scales(xq, xo, N), wasm_f32x4_splat(fp16_at(w + 208)));
+    sumf = wasm_f32x4_add(sumf, wasm_f32x4_mul(dx, wasm_f32x4_convert_i32x4(isum)));  // sumf + dx * (float)isum
+  }
+  float r[4];
+  wasm_v128_store(r, sumf);
+  for (int j = 0; j < N; j++) out[j] = r[j];
+}
+
+void sy_vec_dot_n_q6_k(int32_t n, const uint8_t *w, const uint8_t *const *xq, int32_t count, float *out) {
+#define CALL(N) q6k_dot_n(n, w, xq, out, N)
+  DOT_N_DISPATCH(CALL)
+#undef CALL
+}
+
 // ---- IQ4_XS: 136 bytes = d, scales_h (u16), scales_l[4], qs[128] -------------------
 
 static const int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,

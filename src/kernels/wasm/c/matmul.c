@@ -4,7 +4,8 @@
 // out[t, r] = dot(W[r, :], x[t, :]) with W in any supported type: the activations
 // are first converted to the weight type's dot format (types.h), once per call, then
 // each thread takes a contiguous range of weight rows. A weight row stays in cache
-// while it meets every token of the batch. Reference: ggml-cpu ggml_compute_forward_mul_mat.
+// while it meets every token of the batch, SY_DOT_N tokens per vec_dot_n call (types.h),
+// so its blocks are unpacked once per group. Reference: ggml-cpu ggml_compute_forward_mul_mat.
 #include "types.h"
 
 // args: 0 out f32 [T, R], 1 W [R, C] (type 5), 2 x f32 [T, C], 3 scratch, 4 R, 5 C, 6 T, 7 type,
@@ -20,12 +21,23 @@ SY_KERNEL(matmul) {
   sy_quantize_rows(ith, nth, tt->dot_type, x, q, tokens, cols);
   sy_barrier(ith, nth);
   int32_t wrow = sy_row_bytes(type, cols), qrow = sy_dot_row_bytes(tt->dot_type, cols);
-  sy_vec_dot_fn dot = tt->vec_dot;
   int lo, hi;
   sy_range(rows, ith, nth, &lo, &hi);
+  if (tokens == 1) {  // decoding: one plain vec_dot per row (no row-pointer arrays)
+    for (int r = lo; r < hi; r++) out[r] = tt->vec_dot(cols, w + (size_t)r * wrow, q);
+    return;
+  }
   for (int r = lo; r < hi; r++) {
     const uint8_t *wr = w + (size_t)r * wrow;
-    for (int t = 0; t < tokens; t++) out[(size_t)t * ostride + r] = dot(cols, wr, q + (size_t)t * qrow);
+    // Up to SY_DOT_N tokens per call: the weight row's blocks are unpacked once for them.
+    for (int t0 = 0; t0 < tokens; t0 += SY_DOT_N) {
+      int count = tokens - t0 < SY_DOT_N ? tokens - t0 : SY_DOT_N;
+      const uint8_t *xr[SY_DOT_N];
+      float v[SY_DOT_N];
+      for (int j = 0; j < count; j++) xr[j] = q + (size_t)(t0 + j) * qrow;
+      sy_dot_rows(tt, cols, wr, xr, count, v);
+      for (int j = 0; j < count; j++) out[(size_t)(t0 + j) * ostride + r] = v[j];
+    }
   }
 }
 

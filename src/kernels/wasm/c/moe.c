@@ -10,10 +10,12 @@
 // Phases, separated by barriers only (no per-expert synchronisation):
 //   1. x rows -> the gate (and up) dot format, once for all experts;
 //   2. work items (expert, gate/up row) spread over threads by cost: h[slot, f] =
-//      act(gate row f . x[t], up row f . x[t]) for every slot (t, k) routed to the expert;
+//      act(gate row f . x[t], up row f . x[t]) for every slot (t, k) routed to the expert
+//      (up to SY_DOT_N of them per vec_dot_n call, so each weight block is unpacked once);
 //   3. h rows -> the down dot format;
-//   4. each thread owns a range of output columns d: for every expert, down row d meets
-//      every routed h row; then per token the K values are weighted and summed in order.
+//   4. each thread owns a range of output columns d, done in tiles: for every expert, the
+//      tile's down rows meet every routed h row (SY_DOT_N at a time); then per column and
+//      token the K values are weighted and summed in order.
 #include "types.h"
 #include "sy_math.h"
 
@@ -82,13 +84,23 @@ SY_KERNEL(expert_group) {
       const int32_t *pl = pairs + e->pair_start;
       for (int f = (int)r0; f < (int)r1; f++) {
         const uint8_t *grow = e->gate + (size_t)f * gbytes, *urow = e->up + (size_t)f * ubytes;
-        for (int i = 0; i < e->pair_count; i++) {
-          int slot = pl[i], t = slot / K;
-          float g = trg->vec_dot(D, grow, xg + (size_t)t * qg);
-          float v = tru->vec_dot(D, urow, xu + (size_t)t * qu);
-          if (e->gate_bias) g = g + e->gate_bias[f];
-          if (e->up_bias) v = v + e->up_bias[f];
-          h[(size_t)slot * F + f] = activate(act, g, v, alpha, limit);
+        // The expert's tokens SY_DOT_N at a time: each row's blocks are unpacked once for them.
+        for (int i0 = 0; i0 < e->pair_count; i0 += SY_DOT_N) {
+          int count = e->pair_count - i0 < SY_DOT_N ? e->pair_count - i0 : SY_DOT_N;
+          const uint8_t *xgr[SY_DOT_N], *xur[SY_DOT_N];
+          float g[SY_DOT_N], v[SY_DOT_N];
+          for (int j = 0; j < count; j++) {
+            int t = pl[i0 + j] / K;
+            xgr[j] = xg + (size_t)t * qg;
+            xur[j] = xu + (size_t)t * qu;
+          }
+          sy_dot_rows(trg, D, grow, xgr, count, g);
+          sy_dot_rows(tru, D, urow, xur, count, v);
+          for (int j = 0; j < count; j++) {
+            if (e->gate_bias) g[j] = g[j] + e->gate_bias[f];
+            if (e->up_bias) v[j] = v[j] + e->up_bias[f];
+            h[(size_t)pl[i0 + j] * F + f] = activate(act, g[j], v[j], alpha, limit);
+          }
         }
       }
     }
@@ -109,28 +121,52 @@ SY_KERNEL(expert_group) {
   sy_barrier(ith, nth);
 
   // Phase 4: output columns [d0, d1) of every token; no two threads write the same element.
+  // Columns go in tiles: an expert's routed hq rows stay in cache while they meet the down
+  // rows of the tile's columns (column by column, the hq rows of every expert would be read
+  // again for each column). A tile's values [tile, T*K] go to h, free once phase 3 has
+  // converted it (each thread its own part); with F32 down weights h is hq, and a tile is one
+  // column, in vals. The values and their weighted sums are the same in either order.
   int32_t dbytes = sy_row_bytes(td, F);
+  int TK = T * K;
+  int tile = 1;
+  float *tv = vals;
+  if (hq != (uint8_t *)h && F >= nth) {
+    tile = F / nth < 64 ? F / nth : 64;
+    tv = h + (size_t)ith * tile * TK;
+  }
   int d0, d1;
   sy_range(D, ith, nth, &d0, &d1);
-  for (int d = d0; d < d1; d++) {
+  for (int dt = d0; dt < d1; dt += tile) {
+    int nd = d1 - dt < tile ? d1 - dt : tile;
     for (int u = 0; u < U; u++) {
       const expert_entry *e = &table[u];
-      const uint8_t *drow = e->down + (size_t)d * dbytes;
       const int32_t *pl = pairs + e->pair_start;
-      for (int i = 0; i < e->pair_count; i++) {
-        int slot = pl[i];
-        float v = trd->vec_dot(F, drow, hq + (size_t)slot * qd);
-        if (e->down_bias) v = v + e->down_bias[d];
-        vals[slot] = v;
+      for (int dd = 0; dd < nd; dd++) {
+        const uint8_t *drow = e->down + (size_t)(dt + dd) * dbytes;
+        float *vd = tv + (size_t)dd * TK;
+        for (int i0 = 0; i0 < e->pair_count; i0 += SY_DOT_N) {
+          int count = e->pair_count - i0 < SY_DOT_N ? e->pair_count - i0 : SY_DOT_N;
+          const uint8_t *hr[SY_DOT_N];
+          float v[SY_DOT_N];
+          for (int j = 0; j < count; j++) hr[j] = hq + (size_t)pl[i0 + j] * qd;
+          sy_dot_rows(trd, F, drow, hr, count, v);
+          for (int j = 0; j < count; j++) {
+            if (e->down_bias) v[j] = v[j] + e->down_bias[dt + dd];
+            vd[pl[i0 + j]] = v[j];
+          }
+        }
       }
     }
-    for (int t = 0; t < T; t++) {
-      float sum = 0.0f;
-      for (int k = 0; k < K; k++) {
-        int slot = t * K + k;
-        if (ids[slot] >= 0) sum = sum + wts[slot] * vals[slot];
+    for (int dd = 0; dd < nd; dd++) {
+      const float *vd = tv + (size_t)dd * TK;
+      for (int t = 0; t < T; t++) {
+        float sum = 0.0f;
+        for (int k = 0; k < K; k++) {
+          int slot = t * K + k;
+          if (ids[slot] >= 0) sum = sum + wts[slot] * vd[slot];
+        }
+        out[(size_t)t * D + dt + dd] = sum;
       }
-      out[(size_t)t * D + d] = sum;
     }
   }
 }

@@ -348,6 +348,62 @@ SY_INLINE v128_t e8m0x4_half(const uint8_t *w) {
     wasm_v128_store(a, acc);                                                                         \
     T##_blocks1(b, nb, w, xq, xd, x2, a);                                                            \
     return (a[0] + a[1]) + (a[2] + a[3]);                                                            \
+  }                                                                                                  \
+  /* N rows at once (N constant): the same steps per row as above; the weight scales are */       \
+  /* converted once, and the weight codes, the same loads and operations for every row, are */      \
+  /* computed once by the compiler (common subexpressions of the unrolled row loop). */              \
+  SY_INLINE void T##_dot_n(int32_t n, const uint8_t *w, const uint8_t *const *xq, float *out, const int N) { \
+    int32_t nb = n / 32, b = 0;                                                                      \
+    const int32_t side = SY_Q8_SIDE(nb, XB), nb4 = SY_Q8_NB4(nb);                                     \
+    v128_t acc[SY_DOT_N], emax = wasm_i32x4_splat(0);                                                \
+    const v128_t efield = wasm_i32x4_splat(0x7c000000);                                              \
+    for (int j = 0; j < N; j++) acc[j] = wasm_f32x4_splat(0.0f);                                     \
+    const uint8_t *wb = w;                                                                           \
+    for (; b + 4 <= nb; b += 4, wb += 4 * (WB)) {                                                    \
+      v128_t dw, mw = wasm_i32x4_splat(0);                                                           \
+      if (E8M0) {                                                                                    \
+        dw = e8m0x4_half(wb);                                                                        \
+      } else {                                                                                       \
+        v128_t h = load_f16x4_hi(wb, WB);                                                            \
+        emax = wasm_u32x4_max(emax, wasm_v128_and(h, efield));                                       \
+        dw = f16hi_finite_to_f32(h);                                                                 \
+      }                                                                                              \
+      if (MIN) {                                                                                     \
+        v128_t m = load_f16x4_hi(wb + 2, WB);                                                        \
+        emax = wasm_u32x4_max(emax, wasm_v128_and(m, efield));                                       \
+        mw = f16hi_finite_to_f32(m);                                                                 \
+      }                                                                                              \
+      for (int j = 0; j < N; j++) {                                                                  \
+        const uint8_t *xb = xq[j] + (size_t)b * (XB), *xd = xq[j] + side, *x2 = xd + 4 * nb4;       \
+        v128_t i0 = T##_block(wb, xb), i1 = T##_block(wb + (WB), xb + (XB));                         \
+        v128_t i2 = T##_block(wb + 2 * (WB), xb + 2 * (XB)), i3 = T##_block(wb + 3 * (WB), xb + 3 * (XB)); \
+        v128_t is = I16 ? hsum4_i16(I16, i0, i1, i2, i3) : hsum4_i32(i0, i1, i2, i3);        \
+        if (SUMK) is = wasm_i32x4_sub(is, wasm_i32x4_mul(wasm_v128_load(x2 + 4 * b), wasm_i32x4_splat(SUMK))); \
+        v128_t term = wasm_f32x4_mul(wasm_f32x4_mul(dw, wasm_v128_load(xd + 4 * b)), wasm_f32x4_convert_i32x4(is)); \
+        if (MIN) term = wasm_f32x4_add(term, wasm_f32x4_mul(mw, wasm_v128_load(x2 + 4 * b)));         \
+        acc[j] = wasm_f32x4_add(acc[j], term);                                                       \
+      }                                                                                              \
+    }                                                                                                \
+    const int exact = wasm_v128_any_true(wasm_i32x4_eq(emax, efield));                               \
+    for (int j = 0; j < N; j++) {                                                                    \
+      const uint8_t *xd = xq[j] + side, *x2 = xd + 4 * nb4;                                          \
+      if (__builtin_expect(exact, 0)) {                                                              \
+        out[j] = T##_dot_exact(nb, w, xq[j], xd, x2);                                                \
+        continue;                                                                                    \
+      }                                                                                              \
+      float a[4];                                                                                    \
+      wasm_v128_store(a, acc[j]);                                                                    \
+      T##_blocks1(b, nb, w, xq[j], xd, x2, a);                                                       \
+      out[j] = (a[0] + a[1]) + (a[2] + a[3]);                                                        \
+    }                                                                                                \
+  }                                                                                                  \
+  void sy_vec_dot_n_##T(int32_t n, const uint8_t *w, const uint8_t *const *xq, int32_t count, float *out) { \
+    switch (count) {                                                                                 \
+      case 1: T##_dot_n(n, w, xq, out, 1); break;                                                    \
+      case 2: T##_dot_n(n, w, xq, out, 2); break;                                                    \
+      case 3: T##_dot_n(n, w, xq, out, 3); break;                                                    \
+      default: T##_dot_n(n, w, xq, out, 4); break;                                                   \
+    }                                                                                                \
   }
 
 // ggml: "sumf += sumi*GGML_CPU_FP16_TO_FP32(x[ib].d)*GGML_CPU_FP16_TO_FP32(y[ib].d);" (Q4_0)

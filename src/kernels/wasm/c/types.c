@@ -1,28 +1,32 @@
 // The type table: which functions serve each GGML type (see types.h).
 #include "types.h"
 
-#define T(id, be, bb, dot, name) [id] = {be, bb, dot, sy_dequant_##name, sy_vec_dot_##name}
+#define T(id, be, bb, dot, name) [id] = {be, bb, dot, sy_dequant_##name, sy_vec_dot_##name, 0}
+// Types with a multi-row dot product.
+#define TN(id, be, bb, dot, name) \
+  [id] = {be, bb, dot, sy_dequant_##name, sy_vec_dot_##name, sy_vec_dot_n_##name}
 static const sy_type_traits traits[SY_TYPE_COUNT] = {
     T(SY_F32, 1, 4, SY_F32, f32),
     T(SY_F16, 1, 2, SY_F16, f16),
     T(SY_BF16, 1, 2, SY_BF16, bf16),
-    T(SY_Q4_0, 32, 18, SY_Q8_0, q4_0),
-    T(SY_Q4_1, 32, 20, SY_Q8_1, q4_1),
-    T(SY_Q5_0, 32, 22, SY_Q8_0, q5_0),
-    T(SY_Q5_1, 32, 24, SY_Q8_1, q5_1),
-    T(SY_Q8_0, 32, 34, SY_Q8_0, q8_0),
-    T(SY_IQ4_NL, 32, 18, SY_Q8_0, iq4_nl),
-    T(SY_MXFP4, 32, 17, SY_Q8_0, mxfp4),
+    TN(SY_Q4_0, 32, 18, SY_Q8_0, q4_0),
+    TN(SY_Q4_1, 32, 20, SY_Q8_1, q4_1),
+    TN(SY_Q5_0, 32, 22, SY_Q8_0, q5_0),
+    TN(SY_Q5_1, 32, 24, SY_Q8_1, q5_1),
+    TN(SY_Q8_0, 32, 34, SY_Q8_0, q8_0),
+    TN(SY_IQ4_NL, 32, 18, SY_Q8_0, iq4_nl),
+    TN(SY_MXFP4, 32, 17, SY_Q8_0, mxfp4),
     T(SY_Q2_K, 256, 84, SY_Q8_K, q2_k),
     T(SY_Q3_K, 256, 110, SY_Q8_K, q3_k),
-    T(SY_Q4_K, 256, 144, SY_Q8_K, q4_k),
-    T(SY_Q5_K, 256, 176, SY_Q8_K, q5_k),
-    T(SY_Q6_K, 256, 210, SY_Q8_K, q6_k),
+    TN(SY_Q4_K, 256, 144, SY_Q8_K, q4_k),
+    TN(SY_Q5_K, 256, 176, SY_Q8_K, q5_k),
+    TN(SY_Q6_K, 256, 210, SY_Q8_K, q6_k),
     T(SY_IQ4_XS, 256, 136, SY_Q8_K, iq4_xs),
     T(SY_TQ1_0, 256, 54, SY_Q8_K, tq1_0),
     T(SY_TQ2_0, 256, 66, SY_Q8_K, tq2_0),
 };
 #undef T
+#undef TN
 
 const sy_type_traits *sy_traits(int32_t type) {
   if (type < 0 || type >= SY_TYPE_COUNT || traits[type].block_elems == 0) return 0;

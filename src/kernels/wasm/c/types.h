@@ -30,6 +30,12 @@ typedef void (*sy_dequant_fn)(const uint8_t *x, float *y, int32_t n);
 typedef float (*sy_vec_dot_fn)(int32_t n, const uint8_t *w, const uint8_t *xq);
 // Convert n floats into a dot format (n a multiple of its block size).
 typedef void (*sy_quantize_fn)(const float *x, uint8_t *y, int32_t n);
+// Dot products of one weight row with `count` (2..SY_DOT_N) activation rows xq[0..count-1]
+// (prompt processing: several tokens meet each weight row), unpacking each weight block
+// once. out[j] equals vec_dot(n, w, xq[j]) bit for bit: per dot the same integer sums and
+// the same float operations in the same order.
+#define SY_DOT_N 4
+typedef void (*sy_vec_dot_n_fn)(int32_t n, const uint8_t *w, const uint8_t *const *xq, int32_t count, float *out);
 
 typedef struct {
   int32_t block_elems;
@@ -37,6 +43,7 @@ typedef struct {
   int32_t dot_type;  // SY_F32, SY_F16, SY_BF16, SY_Q8_0, SY_Q8_1 or SY_Q8_K
   sy_dequant_fn dequant;
   sy_vec_dot_fn vec_dot;
+  sy_vec_dot_n_fn vec_dot_n;  // 0: the type has none (sy_dot_rows loops over vec_dot)
 } sy_type_traits;
 
 const sy_type_traits *sy_traits(int32_t type);  // NULL for unsupported types
@@ -47,6 +54,21 @@ int32_t sy_dot_row_bytes(int32_t dot_type, int32_t n);
 // Thread ith's share of converting `rows` rows of x [rows, cols] to a dot format at q
 // (rows of sy_dot_row_bytes each). Callers put a sy_barrier after it before reading q.
 void sy_quantize_rows(int ith, int nth, int32_t dot_type, const float *x, uint8_t *q, int32_t rows, int32_t cols);
+// out[j] = vec_dot(n, w, xq[j]) for j < count (any count): vec_dot_n on groups of up to
+// SY_DOT_N rows where the type has one, vec_dot for a single row (decoding). Inline, so
+// that a single row costs no more than the plain vec_dot call it was before.
+SY_INLINE void sy_dot_rows(const sy_type_traits *tt, int32_t n, const uint8_t *w, const uint8_t *const *xq,
+                           int32_t count, float *out) {
+  while (count > 0) {
+    int32_t c = count < SY_DOT_N ? count : SY_DOT_N;
+    if (c == 1 || !tt->vec_dot_n) {
+      for (int32_t j = 0; j < c; j++) out[j] = tt->vec_dot(n, w, xq[j]);
+    } else {
+      tt->vec_dot_n(n, w, xq, c, out);
+    }
+    xq += c, out += c, count -= c;
+  }
+}
 
 // Per-type functions, defined in float.c, quants32.c and kquants.c.
 #define SY_DECLARE_TYPE(t)                                          \
@@ -70,6 +92,19 @@ SY_DECLARE_TYPE(q6_k)
 SY_DECLARE_TYPE(iq4_xs)
 SY_DECLARE_TYPE(tq1_0)
 SY_DECLARE_TYPE(tq2_0)
+
+#define SY_DECLARE_DOT_N(t) \
+  void sy_vec_dot_n_##t(int32_t n, const uint8_t *w, const uint8_t *const *xq, int32_t count, float *out);
+SY_DECLARE_DOT_N(q4_k)
+SY_DECLARE_DOT_N(q5_k)
+SY_DECLARE_DOT_N(q6_k)
+SY_DECLARE_DOT_N(q4_0)
+SY_DECLARE_DOT_N(q4_1)
+SY_DECLARE_DOT_N(q5_0)
+SY_DECLARE_DOT_N(q5_1)
+SY_DECLARE_DOT_N(q8_0)
+SY_DECLARE_DOT_N(iq4_nl)
+SY_DECLARE_DOT_N(mxfp4)
 
 void sy_quantize_f32(const float *x, uint8_t *y, int32_t n);
 void sy_quantize_f16(const float *x, uint8_t *y, int32_t n);
