@@ -43,6 +43,12 @@ export function f32BitsToF16(x: number): number {
   return sign | r;
 }
 
+/** A float32 bit pattern to bfloat16, round to nearest even; a NaN keeps its upper half, made quiet (ggml_compute_fp32_to_bf16). */
+export function f32BitsToBF16(x: number): number {
+  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 64) & 0xffff;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
 export function bf16ToF32(h: number): number {
   u32[0] = (h & 0xffff) << 16;
   return f32[0];

@@ -311,3 +311,23 @@ export function checkExpertGroup(args: ExpertGroupArgs): ExpertGroupDims {
   }
   return { T, D, F, K, gateType, upType, downType, ids: idv, used };
 }
+
+/**
+ * Checks convert(out, x): x F32, out F32 / F16 / BF16 with x's element count (shapes may
+ * differ, as ggml_cpy's), one heap, and no overlap unless out is x itself (an F32 no-op).
+ * Returns the element count.
+ */
+export function checkConvert(out: Tensor, x: Tensor): number {
+  const k = 'convert';
+  expectF32(k, ['x', x]);
+  expectType(k, 'out', out, GGMLType.F32, GGMLType.F16, GGMLType.BF16);
+  expectNumel(k, 'out', out, x.numel);
+  expectSameHeap(k, out, x);
+  const n = x.numel;
+  const outEnd = out.offset + n * (out.type === GGMLType.F32 ? 4 : 2);
+  const overlap = n > 0 && out.offset < x.offset + 4 * n && x.offset < outEnd;
+  if (overlap && !(out.type === GGMLType.F32 && out.offset === x.offset)) {
+    fail(k, `out (bytes ${out.offset}..${outEnd}) overlaps x (bytes ${x.offset}..${x.offset + 4 * n}); convert does not work in place`);
+  }
+  return n;
+}

@@ -13,7 +13,7 @@
  */
 import { GGMLType } from '../core/dtypes.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { f32BitsToF16 } from '../core/fp16.js';
+import { f32BitsToBF16, f32BitsToF16 } from '../core/fp16.js';
 
 /** Float element types a safetensors checkpoint stores and the converter reads. */
 export type SourceFloatType = 'F32' | 'F16' | 'BF16';
@@ -72,11 +72,6 @@ function f16ToF32Table(): Uint32Array {
   return f16Table;
 }
 
-/** One float32 bit pattern to bfloat16 (ggml_compute_fp32_to_bf16). */
-function bf16Bits(x: number): number {
-  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 64) & 0xffff; // quiet NaN
-  return ((x + (0x7fff + ((x >>> 16) & 1))) >>> 16) & 0xffff;
-}
 
 /** Bit patterns of src[start, end) as float32, into `out` (F16 and BF16 widen exactly). */
 function widenBits(src: Uint16Array, type: 'F16' | 'BF16', start: number, end: number, out: Uint32Array): void {
@@ -200,7 +195,7 @@ export function convertFloatTensor(src: FloatElements, srcType: SourceFloatType,
     if (target === GGMLType.F16) {
       for (let i = 0; i < bits.length; i++) out16[start + i] = f32BitsToF16(bits[i] as number);
     } else if (target === GGMLType.BF16) {
-      for (let i = 0; i < bits.length; i++) out16[start + i] = bf16Bits(bits[i] as number);
+      for (let i = 0; i < bits.length; i++) out16[start + i] = f32BitsToBF16(bits[i] as number);
     } else {
       quantizeQ8_0Into(new Float32Array(bits.buffer, bits.byteOffset, bits.length), out, (start / Q8_0_BLOCK) * Q8_0_BYTES);
     }

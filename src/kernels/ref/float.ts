@@ -7,9 +7,9 @@
  * C kernel op_convert reproduces bit for bit. Reference: ggml-cpu ops.cpp (set_rows).
  */
 import { GGMLType } from '../../core/dtypes.js';
-import { bf16ToF32, f16ToF32, f32BitsToF16, roundToBF16, roundToF16 } from '../../core/fp16.js';
+import { bf16ToF32, f16ToF32, f32BitsToBF16, f32BitsToF16, roundToBF16, roundToF16 } from '../../core/fp16.js';
 import type { Tensor } from '../../core/tensor.js';
-import { expectF32, expectNumel, expectSameHeap, expectType, fail } from '../check.js';
+import { checkConvert } from '../check.js';
 import type { RefTypeKernels } from './types.js';
 
 const fr = Math.fround;
@@ -53,31 +53,7 @@ export const quantizeBF16 = floatQuantizer(roundToBF16);
 
 // ---- convert: float32 rows -> F32 / F16 / BF16 (the twin of op_convert) --------------
 
-/** float32 bits -> bfloat16, round to nearest even; a NaN keeps its upper half, made quiet (ggml_compute_fp32_to_bf16). */
-function bf16FromBits(u: number): number {
-  if ((u & 0x7fffffff) > 0x7f800000) return ((u >>> 16) | 64) & 0xffff;
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
 
-/**
- * Checks convert(out, x): x F32, out F32 / F16 / BF16 with x's element count (shapes may
- * differ, as ggml_cpy's), one heap, and no overlap unless out is x itself (an F32 no-op).
- * Shared with the wasm wrapper. Returns the element count.
- */
-export function checkConvert(out: Tensor, x: Tensor): number {
-  const k = 'convert';
-  expectF32(k, ['x', x]);
-  expectType(k, 'out', out, GGMLType.F32, GGMLType.F16, GGMLType.BF16);
-  expectNumel(k, 'out', out, x.numel);
-  expectSameHeap(k, out, x);
-  const n = x.numel;
-  const outEnd = out.offset + n * (out.type === GGMLType.F32 ? 4 : 2);
-  const overlap = n > 0 && out.offset < x.offset + 4 * n && x.offset < outEnd;
-  if (overlap && !(out.type === GGMLType.F32 && out.offset === x.offset)) {
-    fail(k, `out (bytes ${out.offset}..${outEnd}) overlaps x (bytes ${x.offset}..${x.offset + 4 * n}); convert does not work in place`);
-  }
-  return n;
-}
 
 /**
  * out = x in out's type, element by element: F32 copies the bits, F16 and BF16 round to
@@ -93,6 +69,6 @@ export function convert(out: Tensor, x: Tensor): void {
     return;
   }
   const y = new Uint16Array(buf, out.offset, n);
-  const round = out.type === GGMLType.F16 ? f32BitsToF16 : bf16FromBits;
+  const round = out.type === GGMLType.F16 ? f32BitsToF16 : f32BitsToBF16;
   for (let i = 0; i < n; i++) y[i] = round(xs[i] as number);
 }

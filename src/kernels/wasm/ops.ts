@@ -11,6 +11,7 @@ import type { Tensor } from '../../core/tensor.js';
 import type { RopeParams } from '../backend.js';
 import {
   checkBinary,
+  checkConvert,
   checkGetRows,
   checkGlu,
   checkNorm,
@@ -20,7 +21,6 @@ import {
   checkTopK,
   checkUnary,
 } from '../check.js';
-import { checkConvert } from '../ref/float.js';
 import { ropeConstants } from '../ref/ops.js';
 import type { WasmContext } from './context.js';
 
