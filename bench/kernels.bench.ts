@@ -1,6 +1,7 @@
 /**
  * Kernel benchmark (`npm run bench:kernels`): matrix-vector and matrix-matrix throughput of
- * every kernel dtype, for each wasm build, at 1 thread and at all threads, next to the
+ * every kernel dtype, and the training gemm (F32, every transpose pair), for each wasm build,
+ * at 1 thread and at all threads, next to the
  * machine's memory read bandwidth measured in the same run (read_bandwidth in
  * src/kernels/wasm/c/bench.c). Prints a table, writes bench/results/kernels-<date>.json and
  * bench/results/kernels-latest.json, and checks the project's matrix-vector target.
@@ -544,6 +545,40 @@ for (const t of types) {
   console.log(`  ${t.name.padEnd(6)} matvec, matmul: ${summary.join(', ')}`);
 }
 
+// ---- gemm (the training matrix product) ----------------------------------------------
+// out [M, N] = op(a) · op(b) for each transpose pair: forward (N T), input gradient (N N) and
+// weight gradient (T N) products of a linear layer. GFLOP/s = 2·M·N·K / time.
+const GEMM_SHAPES = [
+  { name: '512x512x512', M: 512, N: 512, K: 512 },
+  { name: '2048x512x192', M: 2048, N: 512, K: 192 },
+];
+interface GemmRow {
+  shape: string;
+  trans: string;
+  build: KernelBuild;
+  threads: number;
+  gflops: number;
+}
+const gemmRows: GemmRow[] = [];
+for (const s of GEMM_SHAPES) {
+  for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+    const bufs = configs.map((c) => {
+      const arena = c.device.heap.arena('bench-gemm');
+      const a = allocTensor(arena, GGMLType.F32, ta ? [s.K, s.M] : [s.M, s.K]);
+      const b = allocTensor(arena, GGMLType.F32, tb ? [s.N, s.K] : [s.K, s.N]);
+      fillActivations(a, 1);
+      fillActivations(b, 2);
+      return { arena, a, b, out: allocTensor(arena, GGMLType.F32, [s.M, s.N]) };
+    });
+    const timings = timeInterleaved(configs.map((c, i) => () => c.device.backend.gemm(bufs[i].out, bufs[i].a, bufs[i].b, { transA: ta, transB: tb })));
+    timings.forEach((t, i) => {
+      const sec = t instanceof Error ? Number.NaN : stat === 'best' ? t.best : t.median;
+      const { build, threads } = configs[i];
+      gemmRows.push({ shape: s.name, trans: `${ta ? 'T' : 'N'}${tb ? 'T' : 'N'}`, build, threads, gflops: (2 * s.M * s.N * s.K) / sec / 1e9 });
+    });
+    for (const b of bufs) b.arena.reset();
+  }
+}
 const bwEnd = measureBandwidths();
 for (const [i, c] of configs.entries()) {
   c.device.dispose();
@@ -676,6 +711,15 @@ const mainTable = markdownTable(
   [false, false, true, true, true, true, true, ...tokenCounts.flatMap(() => [true, true])],
 );
 
+const gemmTable = markdownTable(
+  ['gemm M x N x K', 'op(a) op(b)', ...configs.map((c) => `${label(c)} GFLOP/s`)],
+  [...new Set(gemmRows.map((r) => `${r.shape}|${r.trans}`))].map((key) => {
+    const [shape, trans] = key.split('|');
+    return [shape, trans, ...configs.map((c) => f2(gemmRows.find((r) => r.shape === shape && r.trans === trans && r.build === c.build && r.threads === c.threads)?.gflops))];
+  }),
+  [false, false, ...configs.map(() => true)],
+);
+
 const finished = new Date();
 const command = ['node', ...process.execArgv, relative(process.cwd(), fileURLToPath(import.meta.url)), ...process.argv.slice(2)].join(' ');
 
@@ -687,6 +731,8 @@ console.log(
     `scaling = time at 1 thread / time at n threads.\n`,
 );
 console.log(mainTable);
+console.log(`\nTraining gemm (F32, out = op(a) · op(b), ${stat} call):\n`);
+console.log(gemmTable);
 console.log(`\nTarget (relaxed Q4_0 or Q4_K matvec >= ${TARGET.gbps1} GB/s at 1 thread, >= ${TARGET.scaling2}x at 2): ${verdict.summary}`);
 for (const n of notes) console.log(`note: ${n}`);
 const nonImpl = types
@@ -743,6 +789,8 @@ if (!opt['no-json']) {
     target: { ...TARGET, ...verdict },
     notes,
     table: mainTable,
+    gemm: gemmRows,
+    gemmTable,
   };
   const file = writeResults('kernels', started, report);
   console.log(`\nwrote ${file} and bench/results/kernels-latest.json`);

@@ -81,6 +81,31 @@ export interface ExpertGroupArgs {
   activation: ExpertActivation;
 }
 
+// ---- Training ------------------------------------------------------------------------
+
+/** gemm options: out = alpha · op(a) · op(b) + beta · out. */
+export interface GemmParams {
+  /** op(a) = aᵀ: a is [K, M]. */
+  transA?: boolean;
+  /** op(b) = bᵀ: b is [N, K]. */
+  transB?: boolean;
+  /** Default 1. */
+  alpha?: number;
+  /** Default 0; 0 never reads out (NaN-safe). */
+  beta?: number;
+}
+
+/** One AdamW step (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", Algorithm 2). */
+export interface AdamWParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1 for the first step (bias corrections 1 - beta^step). */
+  step: number;
+}
+
 export interface KernelBackend {
   readonly name: KernelBackendName;
   /** Threads a kernel call may use. */
@@ -134,6 +159,51 @@ export interface KernelBackend {
 
   /** One layer's routed experts for a batch of tokens, in one dispatch (the MoE hot path). */
   expertGroup(args: ExpertGroupArgs): void;
+
+  // ---- Training: backward passes, the loss, the optimizer (src/train/) ----------------
+
+  /**
+   * out [M, N] = alpha · op(a) · op(b) + beta · out. op(a) is [M, K]: a is [M, K], or [K, M]
+   * when transA. op(b) is [K, N]: b is [K, N], or [N, K] when transB. beta = 0 never reads
+   * out (NaN-safe). out must not overlap a or b. a, b, out F32, leading dims folded into rows.
+   */
+  gemm(out: Tensor, a: Tensor, b: Tensor, p?: GemmParams): void;
+  /**
+   * Backward of rmsNorm (y = x / rms(x) · w) per row of x [R, C]: dx from dy, x and weight [C]
+   * (or null). If dweight [C] is given, dweight += Σ_rows dy ⊙ x / rms(x). dx may alias dy.
+   */
+  rmsNormBackward(dx: Tensor, dy: Tensor, x: Tensor, weight: Tensor | null, eps: number, dweight: Tensor | null): void;
+  /** Backward of out = silu(gate) ⊙ up: dgate, dup (overwritten) from dout. dgate may alias dout. */
+  swigluBackward(dgate: Tensor, dup: Tensor, dout: Tensor, gate: Tensor, up: Tensor): void;
+  /**
+   * Backward of attention(out, q, k, v, p) with F32 q [T, H, Dk], k [S, Hkv, Dk], v [S, Hkv, Dv]
+   * and the same params (causal from qPos0, window, softcap; sinks are not supported): dq, dk,
+   * dv (shaped as q, k, v) overwritten. Recomputes the probabilities.
+   */
+  attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): void;
+  /**
+   * Softmax cross-entropy per row of logits [T, V], targets [T] I32 (negative = ignored):
+   * loss [T] = logsumexp(row) - row[target] (0 when ignored); dlogits [T, V] (may alias logits)
+   * = (softmax(row) - onehot(target)) · gradScale (a zero row when ignored).
+   */
+  crossEntropy(loss: Tensor, dlogits: Tensor, logits: Tensor, targets: Tensor, gradScale: number): void;
+  /**
+   * out [N, C]: row ids[t] += weights[t] · x[t] for x [T, C], ids [T] I32 (negative = skip),
+   * weights [T] or null (= 1). Repeated ids accumulate in order of t (deterministic).
+   */
+  scatterAddRows(out: Tensor, x: Tensor, ids: Tensor, weights: Tensor | null): void;
+  /** out [R] = Σ_c a[r, c] · b[r, c] for a, b [R, C]. */
+  rowDot(out: Tensor, a: Tensor, b: Tensor): void;
+  /** out [R, C] = x [R, C] · s[r] (s [R]). out may alias x. */
+  scaleRows(out: Tensor, x: Tensor, s: Tensor): void;
+  /** Σ x² over every element of x (F32), accumulated in float64. */
+  sumSquares(x: Tensor): number;
+  /**
+   * One AdamW step in place over param, grad, m, v (F32, same element count, no overlap):
+   * m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g²; param -= lr · (m̂ / (sqrt(v̂) + eps) +
+   * weightDecay · param) with m̂ = m / (1 - b1^step), v̂ = v / (1 - b2^step); step >= 1.
+   */
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void;
 
   /** Release threads and instances. */
   dispose(): void;

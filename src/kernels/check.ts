@@ -6,7 +6,7 @@
 import { GGMLType, dotRowBytes, dtypeInfo } from '../core/dtypes.js';
 import { InvalidArgumentError, UnsupportedTypeError } from '../core/errors.js';
 import type { Tensor } from '../core/tensor.js';
-import type { AttentionParams, ExpertActivation, ExpertGroupArgs, ExpertWeights } from './backend.js';
+import type { AdamWParams, AttentionParams, ExpertActivation, ExpertGroupArgs, ExpertWeights, GemmParams } from './backend.js';
 
 export function fail(kernel: string, msg: string): never {
   throw new InvalidArgumentError(`${kernel}: ${msg}`);
@@ -330,4 +330,221 @@ export function checkConvert(out: Tensor, x: Tensor): number {
     fail(k, `out (bytes ${out.offset}..${outEnd}) overlaps x (bytes ${x.offset}..${x.offset + 4 * n}); convert does not work in place`);
   }
   return n;
+}
+
+// ---- training (train.c) -------------------------------------------------------------
+
+/** Byte range [start, end) of a tensor's data. */
+function byteRange(t: Tensor): [number, number] {
+  return [t.offset, t.offset + t.byteLength];
+}
+
+/** Whether two tensors share any byte. */
+export function overlaps(a: Tensor, b: Tensor): boolean {
+  if (a.heap !== b.heap || a.byteLength === 0 || b.byteLength === 0) return false;
+  const [a0, a1] = byteRange(a);
+  const [b0, b1] = byteRange(b);
+  return a0 < b1 && b0 < a1;
+}
+
+/** out must not share bytes with `other`; unless `mayAlias`, in which case exactly the same bytes are fine. */
+export function expectNoOverlap(k: string, outName: string, out: Tensor, name: string, other: Tensor | null | undefined, mayAlias = false): void {
+  if (!other || !overlaps(out, other)) return;
+  if (mayAlias && out.offset === other.offset && out.byteLength === other.byteLength) return;
+  fail(k, `${outName} (bytes ${out.offset}..${out.offset + out.byteLength}) overlaps ${name} (bytes ${other.offset}..${other.offset + other.byteLength})${mayAlias ? '; it may only be the very same tensor' : ''}`);
+}
+
+export interface GemmDims {
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  alpha: number;
+  beta: number;
+}
+
+/** gemm: out [M, N] = alpha · op(a) [M, K] · op(b) [K, N] + beta · out; leading dims fold into rows. */
+export function checkGemm(out: Tensor, a: Tensor, b: Tensor, p: GemmParams = {}): GemmDims {
+  const k = 'gemm';
+  expectF32(k, ['out', out], ['a', a], ['b', b]);
+  const transA = p.transA ?? false;
+  const transB = p.transB ?? false;
+  const alpha = p.alpha ?? 1;
+  const beta = p.beta ?? 0;
+  expectNumber(k, 'alpha', alpha, 'finite');
+  expectNumber(k, 'beta', beta, 'finite');
+  const [M, K] = transA ? [a.cols, a.rows] : [a.rows, a.cols];
+  const [Kb, N] = transB ? [b.cols, b.rows] : [b.rows, b.cols];
+  if (Kb !== K) {
+    fail(k, `op(a) is [${M}, ${K}] but op(b) is [${Kb}, ${N}] (a [${a.shape.join(', ')}]${transA ? 'ᵀ' : ''}, b [${b.shape.join(', ')}]${transB ? 'ᵀ' : ''}): inner dimensions differ`);
+  }
+  if (out.rows !== M || out.cols !== N) fail(k, `out has shape [${out.shape.join(', ')}], expected [${M}, ${N}]`);
+  expectSameHeap(k, out, a, b);
+  expectNoOverlap(k, 'out', out, 'a', a);
+  expectNoOverlap(k, 'out', out, 'b', b);
+  return { M, N, K, transA, transB, alpha, beta };
+}
+
+/** rmsNormBackward: dx, dy, x [R, C] F32; weight, dweight [C]. dx may be dy. Returns [R, C]. */
+export function checkRmsNormBackward(dx: Tensor, dy: Tensor, x: Tensor, weight: Tensor | null, eps: number, dweight: Tensor | null): [number, number] {
+  const k = 'rmsNormBackward';
+  expectF32(k, ['dx', dx], ['dy', dy], ['x', x]);
+  expectLike(k, 'dy', dy, x);
+  expectLike(k, 'dx', dx, x);
+  const C = x.cols;
+  if (weight) expectRowVector(k, 'weight', weight, C);
+  if (dweight) expectRowVector(k, 'dweight', dweight, C);
+  expectNumber(k, 'eps', eps, 'nonneg');
+  expectSameHeap(k, dx, dy, x, weight, dweight);
+  expectNoOverlap(k, 'dx', dx, 'dy', dy, true);
+  expectNoOverlap(k, 'dx', dx, 'x', x);
+  expectNoOverlap(k, 'dx', dx, 'weight', weight);
+  expectNoOverlap(k, 'dx', dx, 'dweight', dweight);
+  if (dweight) {
+    for (const [n, t] of [['dy', dy], ['x', x], ['weight', weight]] as const) expectNoOverlap(k, 'dweight', dweight, n, t);
+  }
+  return [x.rows, C];
+}
+
+/** swigluBackward: every tensor F32 of gate's shape; dgate may be dout. Returns the element count. */
+export function checkSwigluBackward(dgate: Tensor, dup: Tensor, dout: Tensor, gate: Tensor, up: Tensor): number {
+  const k = 'swigluBackward';
+  expectF32(k, ['dgate', dgate], ['dup', dup], ['dout', dout], ['gate', gate], ['up', up]);
+  for (const [n, t] of [['up', up], ['dout', dout], ['dgate', dgate], ['dup', dup]] as const) expectLike(k, n, t, gate);
+  expectSameHeap(k, dgate, dup, dout, gate, up);
+  expectNoOverlap(k, 'dgate', dgate, 'dout', dout, true);
+  expectNoOverlap(k, 'dgate', dgate, 'dup', dup);
+  for (const [n, t] of [['gate', gate], ['up', up]] as const) {
+    expectNoOverlap(k, 'dgate', dgate, n, t);
+    expectNoOverlap(k, 'dup', dup, n, t);
+  }
+  expectNoOverlap(k, 'dup', dup, 'dout', dout);
+  return gate.numel;
+}
+
+/** attentionBackward: as attention with F32 k, v and no sinks; dq, dk, dv shaped as q, k, v. */
+export function checkAttentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): AttentionDims {
+  const kn = 'attentionBackward';
+  if (p.sinks) fail(kn, 'attention sinks are not supported in training (p.sinks must be unset)');
+  expectF32(kn, ['dq', dq], ['dk', dk], ['dv', dv], ['dout', dout], ['k', k], ['v', v]);
+  let d: AttentionDims;
+  try {
+    d = checkAttention(dout, q, k, v, p);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) throw new InvalidArgumentError(e.message.replace(/^attention: out /, `${kn}: dout `).replace(/^attention:/, `${kn}:`));
+    throw e;
+  }
+  expectLike(kn, 'dq', dq, q);
+  expectLike(kn, 'dk', dk, k);
+  expectLike(kn, 'dv', dv, v);
+  expectSameHeap(kn, dq, dk, dv, dout, q, k, v);
+  const outs = [['dq', dq], ['dk', dk], ['dv', dv]] as const;
+  const ins = [['dout', dout], ['q', q], ['k', k], ['v', v]] as const;
+  for (const [on, o] of outs) for (const [n, t] of ins) expectNoOverlap(kn, on, o, n, t);
+  expectNoOverlap(kn, 'dq', dq, 'dk', dk);
+  expectNoOverlap(kn, 'dq', dq, 'dv', dv);
+  expectNoOverlap(kn, 'dk', dk, 'dv', dv);
+  return d;
+}
+
+/** crossEntropy: logits [T, V] F32, targets [T] I32 (< V), loss [T], dlogits like logits (may alias). Returns [T, V]. */
+export function checkCrossEntropy(loss: Tensor, dlogits: Tensor, logits: Tensor, targets: Tensor, gradScale: number): [number, number] {
+  const k = 'crossEntropy';
+  expectF32(k, ['loss', loss], ['dlogits', dlogits], ['logits', logits]);
+  expectType(k, 'targets', targets, GGMLType.I32);
+  if (logits.shape.length !== 2) fail(k, `logits must be 2-D [T, V], got [${logits.shape.join(', ')}]`);
+  const [T, V] = logits.shape;
+  expectShape(k, 'targets', targets, [T]);
+  expectShape(k, 'loss', loss, [T]);
+  expectLike(k, 'dlogits', dlogits, logits);
+  expectNumber(k, 'gradScale', gradScale, 'finite');
+  expectSameHeap(k, loss, dlogits, logits, targets);
+  expectNoOverlap(k, 'dlogits', dlogits, 'logits', logits, true);
+  expectNoOverlap(k, 'dlogits', dlogits, 'targets', targets);
+  expectNoOverlap(k, 'dlogits', dlogits, 'loss', loss);
+  expectNoOverlap(k, 'loss', loss, 'logits', logits);
+  expectNoOverlap(k, 'loss', loss, 'targets', targets);
+  const tg = targets.i32();
+  for (let t = 0; t < T; t++) {
+    if (tg[t] >= V) fail(k, `targets[${t}] = ${tg[t]} is outside the vocabulary [0, ${V}) (negative = ignored)`);
+  }
+  return [T, V];
+}
+
+/** scatterAddRows: out [N, C], x [T, C], ids [T] I32 (< N; negative = skip), weights [T] or null. Returns [T, C, N]. */
+export function checkScatterAddRows(out: Tensor, x: Tensor, ids: Tensor, weights: Tensor | null): [number, number, number] {
+  const k = 'scatterAddRows';
+  expectF32(k, ['out', out], ['x', x]);
+  expectType(k, 'ids', ids, GGMLType.I32);
+  if (out.shape.length !== 2) fail(k, `out must be 2-D [N, C], got [${out.shape.join(', ')}]`);
+  if (x.shape.length !== 2) fail(k, `x must be 2-D [T, C], got [${x.shape.join(', ')}]`);
+  const [N, C] = out.shape;
+  const T = x.shape[0];
+  expectShape(k, 'x', x, [T, C]);
+  expectShape(k, 'ids', ids, [T]);
+  if (weights) {
+    expectF32(k, ['weights', weights]);
+    expectShape(k, 'weights', weights, [T]);
+  }
+  expectSameHeap(k, out, x, ids, weights);
+  expectNoOverlap(k, 'out', out, 'x', x);
+  expectNoOverlap(k, 'out', out, 'ids', ids);
+  expectNoOverlap(k, 'out', out, 'weights', weights);
+  const id = ids.i32();
+  for (let t = 0; t < T; t++) {
+    if (id[t] >= N) fail(k, `ids[${t}] = ${id[t]} is outside out's ${N} rows [0, ${N}) (negative = skip)`);
+  }
+  return [T, C, N];
+}
+
+/** rowDot: a, b [R, C] F32, out [R]. Returns [R, C]. */
+export function checkRowDot(out: Tensor, a: Tensor, b: Tensor): [number, number] {
+  const k = 'rowDot';
+  expectF32(k, ['out', out], ['a', a], ['b', b]);
+  expectLike(k, 'b', b, a);
+  const [R, C] = [a.rows, a.cols];
+  if (out.numel !== R || out.cols !== R) fail(k, `out has shape [${out.shape.join(', ')}], expected [${R}] (one value per row of a)`);
+  expectSameHeap(k, out, a, b);
+  expectNoOverlap(k, 'out', out, 'a', a);
+  expectNoOverlap(k, 'out', out, 'b', b);
+  return [R, C];
+}
+
+/** scaleRows: x [R, C] F32, s [R], out like x (may be x). Returns [R, C]. */
+export function checkScaleRows(out: Tensor, x: Tensor, s: Tensor): [number, number] {
+  const k = 'scaleRows';
+  expectF32(k, ['out', out], ['x', x], ['s', s]);
+  expectLike(k, 'out', out, x);
+  const [R, C] = [x.rows, x.cols];
+  if (s.numel !== R || s.cols !== R) fail(k, `s has shape [${s.shape.join(', ')}], expected [${R}] (one scale per row of x)`);
+  expectSameHeap(k, out, x, s);
+  expectNoOverlap(k, 'out', out, 'x', x, true);
+  expectNoOverlap(k, 'out', out, 's', s);
+  return [R, C];
+}
+
+/** adamw: param, grad, m, v F32 with one element count, pairwise disjoint; finite hyper-parameters. Returns the count. */
+export function checkAdamW(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): number {
+  const k = 'adamw';
+  expectF32(k, ['param', param], ['grad', grad], ['m', m], ['v', v]);
+  const n = param.numel;
+  expectNumel(k, 'grad', grad, n);
+  expectNumel(k, 'm', m, n);
+  expectNumel(k, 'v', v, n);
+  expectSameHeap(k, param, grad, m, v);
+  const ts = [['param', param], ['grad', grad], ['m', m], ['v', v]] as const;
+  for (let i = 0; i < ts.length; i++) for (let j = i + 1; j < ts.length; j++) expectNoOverlap(k, ts[i][0], ts[i][1], ts[j][0], ts[j][1]);
+  for (const f of ['lr', 'eps', 'weightDecay'] as const) expectNumber(k, f, p[f], 'nonneg');
+  for (const f of ['beta1', 'beta2'] as const) {
+    if (!(p[f] >= 0 && p[f] < 1)) fail(k, `${f} must be in [0, 1), got ${p[f]}`);
+  }
+  if (!Number.isInteger(p.step) || p.step < 1) fail(k, `step must be an integer >= 1, got ${p.step}`);
+  return n;
+}
+
+/** sumSquares: x F32 (any shape). Returns the element count. */
+export function checkSumSquares(x: Tensor): number {
+  expectF32('sumSquares', ['x', x]);
+  return x.numel;
 }

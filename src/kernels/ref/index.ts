@@ -4,12 +4,13 @@
  * can be switched back to (SWITCHYARD_KERNELS=ref).
  */
 import type { Tensor } from '../../core/tensor.js';
-import type { AttentionParams, ExpertGroupArgs, KernelBackend, RopeParams } from '../backend.js';
+import type { AdamWParams, AttentionParams, ExpertGroupArgs, GemmParams, KernelBackend, RopeParams } from '../backend.js';
 import { attention } from './attention.js';
 import { convert } from './float.js';
 import { dequantize, matmul } from './matmul.js';
 import { expertGroup } from './moe.js';
 import * as ops from './ops.js';
+import * as train from './train.js';
 
 export class RefBackend implements KernelBackend {
   readonly name = 'ref' as const;
@@ -68,6 +69,38 @@ export class RefBackend implements KernelBackend {
   }
   expertGroup(args: ExpertGroupArgs): void {
     expertGroup(args);
+  }
+
+  // ---- training (./train.ts) ----
+  gemm(out: Tensor, a: Tensor, b: Tensor, p?: GemmParams): void {
+    train.gemm(out, a, b, p);
+  }
+  rmsNormBackward(dx: Tensor, dy: Tensor, x: Tensor, weight: Tensor | null, eps: number, dweight: Tensor | null): void {
+    train.rmsNormBackward(dx, dy, x, weight, eps, dweight);
+  }
+  swigluBackward(dgate: Tensor, dup: Tensor, dout: Tensor, gate: Tensor, up: Tensor): void {
+    train.swigluBackward(dgate, dup, dout, gate, up);
+  }
+  attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): void {
+    train.attentionBackward(dq, dk, dv, dout, q, k, v, p);
+  }
+  crossEntropy(loss: Tensor, dlogits: Tensor, logits: Tensor, targets: Tensor, gradScale: number): void {
+    train.crossEntropy(loss, dlogits, logits, targets, gradScale);
+  }
+  scatterAddRows(out: Tensor, x: Tensor, ids: Tensor, weights: Tensor | null): void {
+    train.scatterAddRows(out, x, ids, weights);
+  }
+  rowDot(out: Tensor, a: Tensor, b: Tensor): void {
+    train.rowDot(out, a, b);
+  }
+  scaleRows(out: Tensor, x: Tensor, s: Tensor): void {
+    train.scaleRows(out, x, s);
+  }
+  sumSquares(x: Tensor): number {
+    return train.sumSquares(x);
+  }
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void {
+    train.adamw(param, grad, m, v, p);
   }
   dispose(): void {}
 }

@@ -5,7 +5,7 @@
  */
 import type { Heap } from '../../core/heap.js';
 import type { Tensor } from '../../core/tensor.js';
-import type { AttentionParams, ExpertGroupArgs, KernelBackend, RopeParams } from '../backend.js';
+import type { AdamWParams, AttentionParams, ExpertGroupArgs, GemmParams, KernelBackend, RopeParams } from '../backend.js';
 import { type KernelBuild, KernelInstance } from './abi.js';
 import { attention } from './attention.js';
 import { WasmContext } from './context.js';
@@ -13,6 +13,7 @@ import { dequantize, matmul } from './matmul.js';
 import { expertGroup } from './moe.js';
 import * as ops from './ops.js';
 import { ThreadPool } from './pool.js';
+import * as train from './train.js';
 
 export class WasmBackend implements KernelBackend {
   private constructor(
@@ -88,6 +89,38 @@ export class WasmBackend implements KernelBackend {
   }
   expertGroup(args: ExpertGroupArgs): void {
     expertGroup(this.ctx, args);
+  }
+
+  // ---- training (./train.ts) ----
+  gemm(out: Tensor, a: Tensor, b: Tensor, p?: GemmParams): void {
+    train.gemm(this.ctx, out, a, b, p);
+  }
+  rmsNormBackward(dx: Tensor, dy: Tensor, x: Tensor, weight: Tensor | null, eps: number, dweight: Tensor | null): void {
+    train.rmsNormBackward(this.ctx, dx, dy, x, weight, eps, dweight);
+  }
+  swigluBackward(dgate: Tensor, dup: Tensor, dout: Tensor, gate: Tensor, up: Tensor): void {
+    train.swigluBackward(this.ctx, dgate, dup, dout, gate, up);
+  }
+  attentionBackward(dq: Tensor, dk: Tensor, dv: Tensor, dout: Tensor, q: Tensor, k: Tensor, v: Tensor, p: AttentionParams): void {
+    train.attentionBackward(this.ctx, dq, dk, dv, dout, q, k, v, p);
+  }
+  crossEntropy(loss: Tensor, dlogits: Tensor, logits: Tensor, targets: Tensor, gradScale: number): void {
+    train.crossEntropy(this.ctx, loss, dlogits, logits, targets, gradScale);
+  }
+  scatterAddRows(out: Tensor, x: Tensor, ids: Tensor, weights: Tensor | null): void {
+    train.scatterAddRows(this.ctx, out, x, ids, weights);
+  }
+  rowDot(out: Tensor, a: Tensor, b: Tensor): void {
+    train.rowDot(this.ctx, out, a, b);
+  }
+  scaleRows(out: Tensor, x: Tensor, s: Tensor): void {
+    train.scaleRows(this.ctx, out, x, s);
+  }
+  sumSquares(x: Tensor): number {
+    return train.sumSquares(this.ctx, x);
+  }
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, p: AdamWParams): void {
+    train.adamw(this.ctx, param, grad, m, v, p);
   }
   dispose(): void {
     this.pool.dispose();
