@@ -143,3 +143,31 @@ export type { ModelLoadOptions } from './models/model.js';
 export { ARCHITECTURES } from './models/registry.js';
 export { route } from './router/route.js';
 export type { RouterOptions, Routing } from './router/route.js';
+
+// The embedded default model (trained by Switchyard: recipes/tiny-moe.json).
+export { DEFAULT_MODEL_FILE, defaultModelPath, findDefaultModel } from './api/default-model.js';
+
+// Training: autograd, MoE layers and routers, optimizer, data, the training loop, GGUF export.
+export { TrainConfigError, parseTrainConfig, readTrainConfig } from './train/config.js';
+export type { BalanceSpec, FFNSpec, ModelSpec, RouterKind, RouterSpec, TrainConfig, TrainingSpec } from './train/config.js';
+export { train } from './train/trainer.js';
+export type { TrainEvent, TrainOptions, TrainResult } from './train/trainer.js';
+export { Tape, Var } from './train/tape.js';
+export * as trainOps from './train/ops.js';
+export { createRouter } from './train/routers.js';
+export type { RouteResult, Router } from './train/routers.js';
+export { moeLayer } from './train/moe.js';
+export type { MoELayerParams, MoELayerResult } from './train/moe.js';
+export { GlobalBatchLoad, entropyLoss, globalBatchBalanceLoss, switchLoss, zLoss } from './train/losses.js';
+export { ParameterStore } from './train/params.js';
+export type { Init, Parameter, ParameterSpec } from './train/params.js';
+export { AdamW, clipGradNorm, lrSchedule } from './train/optim.js';
+export { Rng } from './train/rng.js';
+export { CheckpointError, loadCheckpoint, saveCheckpoint } from './train/checkpoint.js';
+export { TrainModel, activeParameters, parameterSpecs } from './train/model.js';
+export { ExportError as TrainExportError, exportGGUF as exportTrainedGGUF, exportBlocker } from './train/export.js';
+export { CorpusError, loadCorpus } from './train/corpus.js';
+export type { Corpus, Document } from './train/corpus.js';
+export { BatchSampler, heldOutWindows, tokenizeDocuments } from './train/batches.js';
+export { BpeEncoder, bpeTokenizerMetadata, trainBPE, writeTokenizerGGUF } from './tokenizer/bpe-train.js';
+export type { BpeTrainOptions, TrainedBpe } from './tokenizer/bpe-train.js';

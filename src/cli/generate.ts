@@ -2,14 +2,15 @@
  * `switchyard run [model] [prompt]`: streams a continuation of the prompt to stdout, then one
  * line of speed and memory figures to stderr (llama-cli's "prompt eval / eval time" lines, short).
  * The prompt is the second argument, `-p <text>`, or stdin when it is piped. An argument that
- * names an existing file is the model; with no model the embedded default would be used, which
- * arrives with the training issue (until then: a clear message). Ctrl-C stops generation (the
+ * names an existing file is the model; with no model, the embedded default model
+ * (src/api/default-model.ts) runs. Ctrl-C stops generation (the
  * figures are still printed); a second Ctrl-C exits.
  * Also the helpers the other model commands share: sampling flags, loading with the global
  * --threads / --kernels, and one-line errors.
  */
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
+import { DEFAULT_MODEL_FILE, findDefaultModel } from '../api/default-model.js';
 import { type GenerateEvent, type GenerateOptions, type GenerateStats, type LoadedModel, loadModel } from '../api/model.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { fmtBytes } from '../core/heap.js';
@@ -100,10 +101,10 @@ export function contextFlag(ctx: string | undefined): number | undefined {
 
 // ---- models --------------------------------------------------------------------------
 
-/** The message when a command is given no model (there is no embedded default yet). */
+/** The message when a command is given no model and this copy of the package lacks the embedded one. */
 export function noDefaultModel(command: string): string {
   return (
-    `${command}: no model given, and Switchyard has no embedded default model yet (it arrives with the training issue): ` +
+    `${command}: no model given, and the embedded default model (models/${DEFAULT_MODEL_FILE}) is missing from this installation: ` +
     `give a GGUF file, e.g. switchyard ${command} model.gguf${command === 'run' ? ' "Once upon a time"' : ''}`
   );
 }
@@ -115,7 +116,11 @@ export function isModelFile(arg: string | undefined): arg is string {
 
 /** The model file named by a command's first argument, or a one-line error. */
 export function modelArgument(arg: string | undefined, command: string): string {
-  if (arg === undefined) throw new InvalidArgumentError(noDefaultModel(command));
+  if (arg === undefined) {
+    const embedded = findDefaultModel();
+    if (!embedded) throw new InvalidArgumentError(noDefaultModel(command));
+    return embedded;
+  }
   if (!existsSync(arg)) throw new InvalidArgumentError(`${command}: ${arg}: no such file`);
   if (!statSync(arg).isFile()) throw new InvalidArgumentError(`${command}: ${arg} is not a file (give a GGUF file)`);
   return arg;
@@ -213,7 +218,7 @@ export async function runCommand(first: string | undefined, second: string | und
   const options = samplingOptions(flags);
   const contextLength = contextFlag(flags.ctx);
   const kvCacheType = kvCacheFlag(flags.kvCache);
-  if (file === undefined) throw new InvalidArgumentError(noDefaultModel('run'));
+  file ??= modelArgument(undefined, 'run');
   if (prompt === undefined) {
     if (process.stdin.isTTY) throw new InvalidArgumentError('run: give a prompt: switchyard run <model> "text", -p "text", or pipe it to stdin');
     prompt = await readStdin();

@@ -16,6 +16,7 @@ import { type LogitsFlags, logitsCommand } from './logits.js';
 import type { GlobalOptions } from './options.js';
 import { type PerplexityFlags, perplexityCommand } from './perplexity.js';
 import { type TokenizeOptions, tokenize } from './tokenize.js';
+import { type TrainFlags, trainCommand } from './train.js';
 
 function argParser<T>(parse: (v: string, source: string) => T, flag: string) {
   return (value: string): T => {
@@ -25,6 +26,12 @@ function argParser<T>(parse: (v: string, source: string) => T, flag: string) {
       throw new CommanderArgError((e as Error).message);
     }
   };
+}
+
+function parsePositiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a whole number of at least 1, got '${value}'`);
+  return n;
 }
 
 // src/cli and dist/cli are both two levels below the package root.
@@ -109,6 +116,13 @@ export function buildProgram(): Command {
     .option('--dequantize', 'compute in float32 on dequantized weights (the reference path)')
     .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16; the goldens use f32)')
     .action(async (model: string, cmdOpts: PerplexityFlags) => perplexityCommand(model, cmdOpts, program.opts<GlobalOptions>()));
+  program
+    .command('train')
+    .description('train a MoE (or dense) model from a JSON config: tokenizer, training with held-out evaluation and checkpoints, GGUF export')
+    .requiredOption('--config <file>', 'the training config (see recipes/ for examples)')
+    .option('--fresh', 'start over even when the output folder has a checkpoint (default: resume)')
+    .option('--stop-after <steps>', 'stop after this many steps in this run (resume later)', argParser(parsePositiveInt, '--stop-after'))
+    .action(async (cmdOpts: Omit<TrainFlags, keyof GlobalOptions>) => trainCommand({ ...program.opts<GlobalOptions>(), ...cmdOpts }));
   program
     .command('bench')
     .description('prompt processing and decode speed at 1 thread and at all threads, and peak memory')
