@@ -110,7 +110,10 @@ describe('thread pool', () => {
 
   it('disposing stops the workers so the process can exit', async () => {
     const dev = await createDevice({ kernels: 'simd128', threads: 2, heap: { maxBytes: 16 << 20 } });
+    const [out, w, x] = [0, 1, 2].map(() => f32Tensor(dev.heap.arena('t'), [64, 64], new Float32Array(64 * 64)));
     dev.dispose();
+    // A call after dispose throws instead of waiting forever for the workers that quit.
+    expect(() => dev.backend.matmul(out, w, x)).toThrow(/device was disposed/);
     // A second device over a new heap works independently.
     const again = await createDevice({ kernels: 'simd128', threads: 2, heap: { maxBytes: 16 << 20 } });
     expect(again.backend.threads).toBe(2);

@@ -131,6 +131,11 @@ export class KernelInstance {
 
   private failure?: KernelError;
 
+  /** The pool is gone: later calls throw instead of waiting forever for workers that quit. */
+  markDisposed(): void {
+    this.failure ??= new KernelError('this device was disposed; its kernels cannot run any more (create a new device)');
+  }
+
   /** A kernel trapped: stop every wait, and refuse all later calls with the same error. */
   private retire(name: string, where: string): KernelError {
     this.exports.sy_set_failed();

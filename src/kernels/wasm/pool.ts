@@ -75,6 +75,7 @@ export class ThreadPool {
 
   /** Stop every worker (they leave their wait loop and exit). */
   dispose(): void {
+    this.instance.markDisposed();
     this.instance.exports.sy_quit();
     for (const w of this.workers) void w.terminate();
     this.workers.length = 0;
