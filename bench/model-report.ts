@@ -10,17 +10,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../src/api/model.js';
-import { GGMLType } from '../src/core/dtypes.js';
-import { allocTensor } from '../src/core/tensor.js';
 import { GGUFFile } from '../src/formats/gguf/reader.js';
 import { createDevice } from '../src/kernels/device.js';
 import { BpeEncoder } from '../src/tokenizer/bpe-train.js';
 import { tokenizerFromGGUF } from '../src/tokenizer/tokenizer.js';
-import { heldOutWindows, tokenizeDocuments } from '../src/train/batches.js';
+import { tokenizeDocuments } from '../src/train/batches.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { readTrainConfig } from '../src/train/config.js';
 import { loadCorpus } from '../src/train/corpus.js';
-import { parameterSpecs, TrainModel } from '../src/train/model.js';
+import { evaluate, parameterSpecs, TrainModel } from '../src/train/model.js';
 import { AdamW } from '../src/train/optim.js';
 import { ParameterStore } from '../src/train/params.js';
 import { Rng } from '../src/train/rng.js';
@@ -50,31 +48,12 @@ const optimizer = new AdamW(device.backend, params, {});
 const ckpt = await loadCheckpoint(join(dir, 'checkpoint.gguf'), params, optimizer);
 const model = new TrainModel(config.model, tokenizer.vocabSize, params);
 const tape = new Tape(device.backend, device.heap);
-const arena = device.heap.arena('report');
-const N = tc.seqLen * tc.batchSize;
-const inputs = allocTensor(arena, GGMLType.I32, [N]);
-const targets = allocTensor(arena, GGMLType.I32, [N]);
-
 const perplexity: Record<string, { tokens: number; ce: number; ppl: number }> = {};
 let load: number[][] = [];
 for (const [split, docs] of Object.entries(corpus.heldOut)) {
-  const tokens = tokenizeDocuments(encoder, docs);
-  let sum = 0;
-  let count = 0;
-  const counts = model.routers.map((r) => new Float64Array(r.nExperts));
-  for (const w of heldOutWindows(tokens, tc.seqLen, tc.batchSize, tokens.length)) {
-    inputs.i32().set(w.inputs);
-    targets.i32().set(w.targets);
-    const r = model.forward(tape, inputs, targets, tc.batchSize, tc.seqLen, false);
-    sum += r.ce.value.f32()[0] * w.count;
-    count += w.count;
-    r.load.forEach((l, il) => {
-      for (let e = 0; e < counts[il].length; e++) counts[il][e] += l[e];
-    });
-    tape.reset();
-  }
-  perplexity[split] = { tokens: count, ce: sum / count, ppl: Math.exp(sum / count) };
-  if (split === 'sotu') load = counts.map((c) => Array.from(c, (x) => x / c.reduce((a, b) => a + b, 0)));
+  const r = evaluate(model, tape, tokenizeDocuments(encoder, docs), tc.batchSize, tc.seqLen, Number.POSITIVE_INFINITY);
+  perplexity[split] = { tokens: r.tokens, ce: r.ce, ppl: Math.exp(r.ce) };
+  if (split === 'sotu') load = r.load.map((c) => Array.from(c, (x) => x / c.reduce((a, b) => a + b, 0)));
 }
 device.dispose();
 

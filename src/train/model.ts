@@ -18,6 +18,7 @@
 import { GGMLType } from '../core/dtypes.js';
 import type { Tensor } from '../core/tensor.js';
 import type { AttentionParams, RopeParams } from '../kernels/backend.js';
+import { heldOutWindows } from './batches.js';
 import type { ModelSpec } from './config.js';
 import { type MoELayerParams, moeLayer } from './moe.js';
 import { add, crossEntropy, embedding, linear, rmsNorm, rope, swiglu } from './ops.js';
@@ -179,6 +180,31 @@ export class TrainModel {
     for (const a of aux) loss = add(tape, loss, a);
     return { logits, ce, loss, load };
   }
+}
+
+/**
+ * Held-out evaluation: mean cross-entropy (nats per token) over windows of `tokens` that score
+ * every target once (up to maxTokens), with routers in evaluation mode, and each MoE layer's
+ * expert load (routed slots per expert).
+ */
+export function evaluate(model: TrainModel, tape: Tape, tokens: Int32Array, B: number, T: number, maxTokens: number): { ce: number; tokens: number; load: Float64Array[] } {
+  let sum = 0;
+  let count = 0;
+  const load = model.routers.map((r) => new Float64Array(r.nExperts));
+  for (const w of heldOutWindows(tokens, T, B, maxTokens)) {
+    const inputs = tape.alloc([B * T], GGMLType.I32);
+    const targets = tape.alloc([B * T], GGMLType.I32);
+    inputs.i32().set(w.inputs);
+    targets.i32().set(w.targets);
+    const r = model.forward(tape, inputs, targets, B, T, false);
+    sum += r.ce.value.f32()[0] * w.count;
+    count += w.count;
+    r.load.forEach((l, il) => {
+      for (let e = 0; e < load[il].length; e++) load[il][e] += l[e];
+    });
+    tape.reset();
+  }
+  return { ce: count ? sum / count : Number.NaN, tokens: count, load };
 }
 
 /**

@@ -17,12 +17,12 @@ import { GGUFFile } from '../formats/gguf/reader.js';
 import { createDevice, type Device, type KernelChoice } from '../kernels/device.js';
 import { BpeEncoder, trainBPE, writeTokenizerGGUF } from '../tokenizer/bpe-train.js';
 import { type Tokenizer, tokenizerFromGGUF } from '../tokenizer/tokenizer.js';
-import { BatchSampler, heldOutWindows, tokenizeDocuments } from './batches.js';
+import { BatchSampler, tokenizeDocuments } from './batches.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type TrainConfig, TrainConfigError } from './config.js';
 import { type Corpus, loadCorpus } from './corpus.js';
 import { exportBlocker, exportGGUF } from './export.js';
-import { activeParameters, parameterSpecs, TrainModel } from './model.js';
+import { activeParameters, evaluate, parameterSpecs, TrainModel } from './model.js';
 import { AdamW, clipGradNorm, lrSchedule } from './optim.js';
 import { ParameterStore } from './params.js';
 import { Rng } from './rng.js';
@@ -156,22 +156,10 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     }
     const log = (o: object) => writeFileSync(logFile, `${JSON.stringify(o)}\n`, { flag: 'a' });
 
-    const evaluate = () => {
+    const evaluateHeldOut = () => {
       const t0 = performance.now();
       const result: Record<string, number> = {};
-      for (const [split, tokens] of Object.entries(heldOut)) {
-        let sum = 0;
-        let count = 0;
-        for (const w of heldOutWindows(tokens, tc.seqLen, tc.batchSize, tc.evalTokens)) {
-          inputs.i32().set(w.inputs);
-          targets.i32().set(w.targets);
-          const r = model.forward(tape, inputs, targets, tc.batchSize, tc.seqLen, false);
-          sum += r.ce.value.f32()[0] * w.count;
-          count += w.count;
-          tape.reset();
-        }
-        result[split] = count ? sum / count : Number.NaN;
-      }
+      for (const [split, tokens] of Object.entries(heldOut)) result[split] = evaluate(model, tape, tokens, tc.batchSize, tc.seqLen, tc.evalTokens).ce;
       state.heldOut = result;
       emit({ kind: 'eval', step: state.step, tokens: state.tokens, seconds: state.seconds, heldOut: result });
       log({ kind: 'eval', step: state.step, tokens: state.tokens, seconds: state.seconds, heldOut: result, evalSeconds: (performance.now() - t0) / 1000 });
@@ -187,7 +175,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     const runStart = performance.now();
     const secondsBefore = state.seconds;
     const tokensBefore = state.tokens;
-    if (state.step === 0 && tc.evalEvery) evaluate();
+    if (state.step === 0 && tc.evalEvery) evaluateHeldOut();
     while (state.step < stopAt) {
       const t0 = performance.now();
       params.zeroGrads();
@@ -216,7 +204,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       emit({ kind: 'step', step: state.step, steps: tc.steps, loss, ce, lr, gradNorm, tokens: state.tokens, seconds: state.seconds, tokensPerSecond, etaSeconds });
       log({ kind: 'step', step: state.step, loss, ce, lr, gradNorm, tokens: state.tokens, seconds: +state.seconds.toFixed(3) });
       const last = state.step === stopAt;
-      if ((tc.evalEvery && state.step % tc.evalEvery === 0) || (last && state.step === tc.steps)) evaluate();
+      if ((tc.evalEvery && state.step % tc.evalEvery === 0) || (last && state.step === tc.steps)) evaluateHeldOut();
       if ((tc.checkpointEvery && state.step % tc.checkpointEvery === 0) || last) await checkpoint();
       if (tc.maxSeconds && state.seconds - secondsBefore >= tc.maxSeconds && !last) {
         await checkpoint();

@@ -145,15 +145,12 @@ async function inProcess(args: string[]): Promise<{ status: number; stderr: stri
 describe('switchyard model commands: mistakes get one line and status 2', () => {
   // package.json is an existing file: the checks below come before any model is read.
   it.each([
-    [['run', 'Once upon a time'], /^switchyard: run: no model given, .*embedded default model .*training issue/],
-    [['run'], /^switchyard: run: no model given/],
     [['run', 'missing.gguf', 'hi'], /^switchyard: run: missing\.gguf: no such file$/],
     [['run', 'package.json', 'hi', '-p', 'again'], /^switchyard: run: give the prompt once/],
     [['run', 'package.json', 'hi', '--temp', '-1'], /^switchyard: --temp must be a number >= 0, got '-1'$/],
     [['run', 'package.json', 'hi', '--top-p', '2'], /^switchyard: --top-p must be a number from 0 to 1, got '2'$/],
     [['run', 'package.json', 'hi', '-n', 'many'], /^switchyard: --max-tokens must be a whole number >= 0, got 'many'$/],
     [['run', 'package.json', 'hi', '--seed', '1.5'], /^switchyard: --seed must be a whole number from 0 to 4294967295/],
-    [['chat'], /^switchyard: chat: no model given/],
     [['chat', 'package.json', '--ctx', '0'], /^switchyard: --ctx must be a whole number >= 1, got '0'$/],
     [['logits', 'package.json', '--out', 'x.bin'], /^switchyard: logits: give the token ids with --tokens/],
     [['logits', 'package.json', '--tokens', '1,2'], /^switchyard: logits: give the output file with --out/],
