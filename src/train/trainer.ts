@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { GGMLType } from '../core/dtypes.js';
 import { allocTensor } from '../core/tensor.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
+import { kv } from '../formats/gguf/writer.js';
 import { createDevice, type Device, type KernelChoice } from '../kernels/device.js';
 import { BpeEncoder, trainBPE, writeTokenizerGGUF } from '../tokenizer/bpe-train.js';
 import { type Tokenizer, tokenizerFromGGUF } from '../tokenizer/tokenizer.js';
@@ -78,6 +79,13 @@ interface TrainerState {
   sampler: unknown;
   routers: unknown[];
   heldOut: Record<string, number>;
+  /** What the run was started with: a checkpoint only resumes the same model, data and seed. */
+  recipe?: string;
+}
+
+/** The parts of a config a checkpoint depends on (output paths and step counts may change). */
+function recipeKey(c: TrainConfig): string {
+  return JSON.stringify({ seed: c.seed, corpus: c.corpus, tokenizer: c.tokenizer, model: c.model, seqLen: c.training.seqLen, batchSize: c.training.batchSize });
 }
 
 async function loadTokenizerFromGGUF(file: string): Promise<Tokenizer> {
@@ -138,10 +146,16 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
 
     const ckptFile = join(config.output.dir, 'checkpoint.gguf');
     const logFile = join(config.output.dir, 'log.jsonl');
-    let state: TrainerState = { step: 0, tokens: 0, seconds: 0, sampler: null, routers: [], heldOut: {} };
+    let state: TrainerState = { step: 0, tokens: 0, seconds: 0, sampler: null, routers: [], heldOut: {}, recipe: recipeKey(config) };
     if (opts.resume !== false && existsSync(ckptFile)) {
       const saved = await loadCheckpoint(ckptFile, params, optimizer);
       state = saved.state as TrainerState;
+      if (state.recipe !== undefined && state.recipe !== recipeKey(config)) {
+        throw new TrainConfigError(
+          `${ckptFile} was made with a different seed, corpus, tokenizer, model or batch shape than ${config.name}: ` +
+            'run with --fresh to start over, or use another output.dir',
+        );
+      }
       rng.restore(saved.rng);
       sampler.restore(state.sampler);
       for (const [i, r] of model.routers.entries()) r.restore(state.routers[i] as number[]);
@@ -222,7 +236,12 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
         await exportGGUF(gguf, config.model, params, {
           name: config.name,
           type: config.output.type ?? 'f16',
-          tokenizer: vocab.metadata.entries.filter((e) => e.key.startsWith('tokenizer.')),
+          // Every training document starts after <|endoftext|> (= BOS), so generation and
+          // perplexity should start the same way.
+          tokenizer: [
+            ...vocab.metadata.entries.filter((e) => e.key.startsWith('tokenizer.') && e.key !== 'tokenizer.ggml.add_bos_token'),
+            kv.bool('tokenizer.ggml.add_bos_token', true),
+          ],
         });
       } finally {
         await vocab.close();

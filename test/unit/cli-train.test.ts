@@ -66,6 +66,15 @@ describe('switchyard train', () => {
     expect(again.stdout).toMatch(/3\/3 steps, 1,536 tokens/);
   }, 60_000);
 
+  it('refuses to resume a checkpoint made with another model, naming both ways out', async () => {
+    const r = await run(['train', '--config', recipe((c) => (c.seed = 99))]);
+    expect(r.stderr.trim()).toMatch(/checkpoint\.gguf was made with a different seed, corpus, tokenizer, model or batch shape .*--fresh/);
+    expect(r.status).toBe(2);
+    const shapes = await run(['train', '--config', recipe((c) => (c.model.dim = 48))]);
+    expect(shapes.stderr.trim()).toMatch(/tensor 'token_embd\.weight' has shape \[512, 64\], the model expects \[512, 48\]/);
+    expect(shapes.status).toBe(2);
+  });
+
   it.each([
     [['train', '--config', 'missing.json'], /^switchyard: cannot read training config missing\.json/],
     [['train', '--config', 'package.json'], /^switchyard: package\.json\.name is not a known field|package\.json\.\w+ is not a known field/],
