@@ -67,7 +67,7 @@ describe('train()', () => {
     } finally {
       await model.close();
     }
-  }, 120_000);
+  }, 300_000);
 
   it('resumes exactly: 3 + 3 steps from a checkpoint equal 6 steps straight', async () => {
     const straight = withTokenizer(config('straight', 6), 'ci');
@@ -82,7 +82,29 @@ describe('train()', () => {
     const b = await tensors(join(split.output.dir, 'checkpoint.gguf'));
     expect([...b.keys()]).toEqual([...a.keys()]);
     for (const [name, bytes] of a) expect(Buffer.compare(Buffer.from(bytes), Buffer.from(b.get(name) as Uint8Array)), name).toBe(0);
-  }, 120_000);
+  }, 300_000);
+});
+
+describe('gradient accumulation', () => {
+  it('2 micro-batches of 4 sequences train like 1 batch of 8 (same windows, same mean loss and step)', async () => {
+    const losses = async (name: string, batchSize: number, gradAccum: number) => {
+      const base = withTokenizer(config(name, 3), 'ci');
+      const c: TrainConfig = {
+        ...base,
+        // balancing losses are not linear in the batch: off, so only the cross-entropy counts
+        model: { ...base.model, ffn: { ...(base.model.ffn as Extract<TrainConfig['model']['ffn'], { kind: 'moe' }>), balance: {} } },
+        training: { ...base.training, batchSize, gradAccum },
+      };
+      const steps: number[] = [];
+      await train(c, { threads: 2, onEvent: (e) => e.kind === 'step' && steps.push(e.loss) });
+      return steps;
+    };
+    const whole = await losses('accum-1x8', 8, 1);
+    const split = await losses('accum-2x4', 4, 2);
+    expect(whole).toHaveLength(3);
+    expect(Math.abs(split[0] - whole[0])).toBeLessThan(1e-5); // same parameters, same tokens
+    for (let i = 1; i < 3; i++) expect(Math.abs(split[i] - whole[i])).toBeLessThan(2e-3); // after updates from (rounding-)equal gradients
+  }, 300_000);
 });
 
 describe('training config', () => {
