@@ -10,7 +10,7 @@
  * (same kernels and threads).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { GGMLType } from '../core/dtypes.js';
 import { allocTensor } from '../core/tensor.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
@@ -231,6 +231,7 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
     if (finished && config.output.gguf) {
       gguf = config.output.gguf;
       emit({ kind: 'stage', message: `exporting ${gguf}` });
+      mkdirSync(dirname(gguf), { recursive: true });
       const vocab = await GGUFFile.open(join(config.output.dir, 'tokenizer.gguf'));
       try {
         await exportGGUF(gguf, config.model, params, {
