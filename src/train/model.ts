@@ -121,7 +121,8 @@ export class TrainModel {
   /**
    * Forward pass over B sequences of T tokens: inputs and targets [B·T] I32 (target < 0 is
    * not scored). Records everything on the tape; call tape.backward(result.loss) to train.
-   * With training = false (evaluation) routers add no auxiliary loss and count no load.
+   * With training = false (evaluation) routers add no auxiliary loss and their load does not
+   * feed their updates (it is still returned, for statistics).
    */
   forward(tape: Tape, inputs: Tensor, targets: Tensor, B: number, T: number, training = true): ForwardResult {
     const m = this.spec;
