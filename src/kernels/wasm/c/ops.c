@@ -23,15 +23,6 @@
 
 // ---- small helpers -------------------------------------------------------------
 
-// sy_range over four-element units, so that each thread's share of an element-wise op
-// starts on a whole vector (how many threads run is the wrapper's choice).
-SY_INLINE void quad_range(int n, int ith, int nth, int *lo, int *hi) {
-  int qlo, qhi;
-  sy_range((n + 3) / 4, ith, nth, &qlo, &qhi);
-  *lo = qlo * 4 < n ? qlo * 4 : n;
-  *hi = qhi * 4 < n ? qhi * 4 : n;
-}
-
 // Row sums in double: two f64x2 accumulators hold the partial sums of lanes 0..3.
 typedef struct {
   v128_t a01, a23;

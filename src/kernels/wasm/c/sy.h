@@ -51,6 +51,15 @@ SY_INLINE void sy_range(int n, int ith, int nth, int *lo, int *hi) {
   *hi = h < n ? h : n;
 }
 
+// sy_range over four-element units, so that each thread's share of an element-wise op
+// starts on a whole vector (how many threads run is the wrapper's choice).
+SY_INLINE void quad_range(int n, int ith, int nth, int *lo, int *hi) {
+  int qlo, qhi;
+  sy_range((n + 3) / 4, ith, nth, &qlo, &qhi);
+  *lo = qlo * 4 < n ? qlo * 4 : n;
+  *hi = qhi * 4 < n ? qhi * 4 : n;
+}
+
 // Threads of the current sy_run wait here for each other (pool.c).
 void sy_barrier(int ith, int nth);
 

@@ -194,14 +194,6 @@ SY_KERNEL(gemm) {
 
 // ---- element-wise and row helpers ----------------------------------------------------
 
-// sy_range over four-element units, so each thread's share starts on a whole vector.
-SY_INLINE void quad_range(int n, int ith, int nth, int *lo, int *hi) {
-  int qlo, qhi;
-  sy_range((n + 3) / 4, ith, nth, &qlo, &qhi);
-  *lo = qlo * 4 < n ? qlo * 4 : n;
-  *hi = qhi * 4 < n ? qhi * 4 : n;
-}
-
 // Σ a[i] · b[i] in float32, four lanes and two accumulators, tail in order.
 SY_INLINE float dot_f32(const float *a, const float *b, int n) {
   v128_t s0 = wasm_f32x4_splat(0), s1 = s0;
