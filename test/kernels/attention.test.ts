@@ -9,6 +9,7 @@ import { allocTensor, f32Tensor, type Tensor } from '../../src/core/tensor.js';
 import type { Arena } from '../../src/core/heap.js';
 import type { AttentionParams } from '../../src/kernels/backend.js';
 import { bitDiffs, closeness, device, disposeDevices, randomF32, ref, wasmBuilds } from '../helpers/backends.js';
+import { attention64 } from '../helpers/attention64.js';
 
 afterAll(disposeDevices);
 
@@ -86,45 +87,11 @@ function build(arena: Arena, c: Case, seed: number): Built {
   return { q, k, v, p };
 }
 
-/** Float64 attention from the definition; `roundQ` rounds q to F16 when K is F16 (as the kernels do). */
-function attention64(c: Case, b: Built): Float64Array {
-  const qa = b.q.f32();
+/** The float64 reference on this case's inputs; q is rounded to F16 when K is F16 (as the kernels do). */
+function reference(c: Case, b: Built): Float64Array {
   const read = (t: Tensor) => (t.type === GGMLType.F16 ? Array.from(t.u16(), f16ToF32) : Array.from(t.f32()));
-  const ka = read(b.k);
-  const va = read(b.v);
-  const sinks = b.p.sinks ? Array.from(b.p.sinks.f32()) : undefined;
-  const out = new Float64Array(c.T * c.H * c.Dv);
-  const group = c.H / c.Hkv;
-  for (let t = 0; t < c.T; t++) {
-    const pos = c.qPos0 + t;
-    for (let h = 0; h < c.H; h++) {
-      const g = Math.floor(h / group);
-      const s: number[] = [];
-      const js: number[] = [];
-      for (let j = 0; j <= pos; j++) {
-        if (c.window && pos - j >= c.window) continue;
-        let dot = 0;
-        for (let i = 0; i < c.Dk; i++) {
-          const qi = qa[(t * c.H + h) * c.Dk + i];
-          dot += (c.kF16 ? roundToF16(qi) : qi) * ka[(j * c.Hkv + g) * c.Dk + i];
-        }
-        let x = dot * b.p.scale;
-        if (c.softcap) x = c.softcap * Math.tanh(x / c.softcap);
-        s.push(x);
-        js.push(j);
-      }
-      const m = Math.max(...s, sinks ? sinks[h] : Number.NEGATIVE_INFINITY);
-      let sum = sinks ? Math.exp(sinks[h] - m) : 0;
-      const e = s.map((x) => Math.exp(x - m));
-      for (const x of e) sum += x;
-      for (let d = 0; d < c.Dv; d++) {
-        let acc = 0;
-        for (let i = 0; i < js.length; i++) acc += (e[i] / sum) * va[(js[i] * c.Hkv + g) * c.Dv + d];
-        out[(t * c.H + h) * c.Dv + d] = acc;
-      }
-    }
-  }
-  return out;
+  const q = Array.from(b.q.f32(), (x) => (c.kF16 ? roundToF16(x) : x));
+  return attention64(q, read(b.k), read(b.v), c, b.p.scale, b.p.sinks?.f32());
 }
 
 describe.each(wasmBuilds())('attention on %s', (buildName) => {
@@ -217,7 +184,7 @@ describe('attention reference twin', () => {
     const b = build(arena, c, c.S * 7 + c.T);
     const out = f32Tensor(arena, [c.T, c.H, c.Dv]);
     ref.attention(out, b.q, b.k, b.v, b.p);
-    const want = attention64(c, b);
+    const want = reference(c, b);
     // float32 scores (|s| up to ~10 with q scaled up), exp within 1 ulp, float32 V sums;
     // an F16 V adds the F16 rounding of each probability (2^-11 relative).
     const atol = (c.qScale ?? 1) * 3e-6 + (c.vF16 ? 1e-3 : 0);

@@ -8,6 +8,7 @@ import { type Arena, Heap } from '../../src/core/heap.js';
 import { f32Tensor, i32Tensor, type Tensor } from '../../src/core/tensor.js';
 import type { AdamWParams, AttentionParams, GemmParams, KernelBackend } from '../../src/kernels/backend.js';
 import { bitDiffs, closeness, device, disposeDevices, randomF32, ref, rng, wasmBuilds } from '../helpers/backends.js';
+import { type Attention64Shape, attention64 } from '../helpers/attention64.js';
 
 afterAll(disposeDevices);
 
@@ -66,48 +67,8 @@ function rmsNorm64(x: Float64Array, w: Float64Array | null, R: number, C: number
   return y;
 }
 
-interface AttnShape {
-  T: number;
-  S: number;
-  H: number;
-  Hkv: number;
-  Dk: number;
-  Dv: number;
-  qPos0: number;
-  window?: number;
-  softcap?: number;
-}
-
-function attention64(q: Float64Array, k: Float64Array, v: Float64Array, c: AttnShape, scale: number): Float64Array {
-  const out = new Float64Array(c.T * c.H * c.Dv);
-  const group = c.H / c.Hkv;
-  for (let t = 0; t < c.T; t++) {
-    const pos = c.qPos0 + t;
-    for (let h = 0; h < c.H; h++) {
-      const g = Math.floor(h / group);
-      const js: number[] = [];
-      const s: number[] = [];
-      for (let j = 0; j <= pos; j++) {
-        if (c.window && pos - j >= c.window) continue;
-        let dot = 0;
-        for (let i = 0; i < c.Dk; i++) dot += q[(t * c.H + h) * c.Dk + i] * k[(j * c.Hkv + g) * c.Dk + i];
-        let x = dot * scale;
-        if (c.softcap) x = c.softcap * Math.tanh(x / c.softcap);
-        js.push(j);
-        s.push(x);
-      }
-      const m = Math.max(...s);
-      const e = s.map((x) => Math.exp(x - m));
-      const sum = e.reduce((a, b) => a + b, 0);
-      for (let d = 0; d < c.Dv; d++) {
-        let acc = 0;
-        for (let i = 0; i < js.length; i++) acc += (e[i] / sum) * v[(js[i] * c.Hkv + g) * c.Dv + d];
-        out[(t * c.H + h) * c.Dv + d] = acc;
-      }
-    }
-  }
-  return out;
-}
+/** Cached positions S (the reference reads only what the queries see). */
+type AttnShape = Attention64Shape & { S: number };
 
 const dot64 = (a: Float64Array, b: ArrayLike<number>): number => a.reduce((s, x, i) => s + x * b[i], 0);
 
