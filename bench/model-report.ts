@@ -10,10 +10,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../src/api/model.js';
-import { GGUFFile } from '../src/formats/gguf/reader.js';
 import { createDevice } from '../src/kernels/device.js';
 import { BpeEncoder } from '../src/tokenizer/bpe-train.js';
-import { tokenizerFromGGUF } from '../src/tokenizer/tokenizer.js';
 import { tokenizeDocuments } from '../src/train/batches.js';
 import { loadCheckpoint } from '../src/train/checkpoint.js';
 import { readTrainConfig } from '../src/train/config.js';
@@ -23,6 +21,7 @@ import { AdamW } from '../src/train/optim.js';
 import { ParameterStore } from '../src/train/params.js';
 import { Rng } from '../src/train/rng.js';
 import { Tape } from '../src/train/tape.js';
+import { readRunVocabulary, runVocabularyPath } from '../src/train/trainer.js';
 import { gitInfo, writeResults } from './results.js';
 
 const { values: opt } = parseArgs({
@@ -36,9 +35,7 @@ const started = new Date();
 const config = readTrainConfig(opt.config as string);
 const tc = config.training;
 const dir = config.output.dir;
-const vocab = await GGUFFile.open(join(dir, 'tokenizer.gguf'));
-const tokenizer = tokenizerFromGGUF(vocab.metadata);
-await vocab.close();
+const { tokenizer } = await readRunVocabulary(runVocabularyPath(config));
 const encoder = BpeEncoder.fromVocabulary(tokenizer.vocabulary);
 const corpus = loadCorpus({ sources: config.corpus.sources });
 

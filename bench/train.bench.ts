@@ -10,10 +10,7 @@ import { GGMLType } from '../src/core/dtypes.js';
 import { allocTensor } from '../src/core/tensor.js';
 import { createDevice, type KernelChoice, parseKernelChoice } from '../src/kernels/device.js';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { GGUFFile } from '../src/formats/gguf/reader.js';
 import { BpeEncoder, trainBPE } from '../src/tokenizer/bpe-train.js';
-import { tokenizerFromGGUF } from '../src/tokenizer/tokenizer.js';
 import { BatchSampler, tokenizeDocuments } from '../src/train/batches.js';
 import { readTrainConfig } from '../src/train/config.js';
 import { loadCorpus } from '../src/train/corpus.js';
@@ -22,6 +19,7 @@ import { AdamW, clipGradNorm } from '../src/train/optim.js';
 import { ParameterStore } from '../src/train/params.js';
 import { Rng } from '../src/train/rng.js';
 import { Tape } from '../src/train/tape.js';
+import { readRunVocabulary, runVocabularyPath } from '../src/train/trainer.js';
 import { gitInfo, writeResults } from './results.js';
 
 const USAGE = `usage: npm run bench:train -- [options]
@@ -56,12 +54,10 @@ const V = config.tokenizer.vocabSize;
 const N = tc.seqLen * tc.batchSize;
 const params = activeParameters(config.model, V);
 const corpus = loadCorpus({ sources: config.corpus.sources });
-const vocabFile = join(config.output.dir, 'tokenizer.gguf');
+const vocabFile = runVocabularyPath(config);
 let encoder: BpeEncoder;
 if (existsSync(vocabFile)) {
-  const f = await GGUFFile.open(vocabFile);
-  encoder = BpeEncoder.fromVocabulary(tokenizerFromGGUF(f.metadata).vocabulary);
-  await f.close();
+  encoder = BpeEncoder.fromVocabulary((await readRunVocabulary(vocabFile)).tokenizer.vocabulary);
 } else {
   const trained = trainBPE(corpus.train.map((d) => d.text), { vocabSize: V });
   encoder = new BpeEncoder(trained);

@@ -3,6 +3,7 @@
  * Progress goes to stderr: a redrawn bar with loss, tokens/s and ETA on a terminal, a line
  * every 10 seconds otherwise; held-out evaluations and checkpoints are always printed.
  */
+import { fmtBytes } from '../core/heap.js';
 import { readTrainConfig } from '../train/config.js';
 import { type TrainEvent, train } from '../train/trainer.js';
 import type { GlobalOptions } from './options.js';
@@ -83,7 +84,7 @@ export function progressPrinter(io: TrainIO): (e: TrainEvent) => void {
         line(`checkpoint at step ${e.step}: ${e.file}`);
         break;
       case 'export':
-        line(`wrote ${e.file} (${(e.bytes / 1e6).toFixed(1)} MB)`);
+        line(`wrote ${e.file} (${fmtBytes(e.bytes)})`);
         break;
     }
   };

@@ -9,11 +9,12 @@
  * nothing: the next step after a checkpoint computes exactly what an uninterrupted run computes
  * (same kernels and threads).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { GGMLType } from '../core/dtypes.js';
 import { allocTensor } from '../core/tensor.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
+import type { GGUFKV } from '../formats/gguf/types.js';
 import { kv } from '../formats/gguf/writer.js';
 import { createDevice, type Device, type KernelChoice } from '../kernels/device.js';
 import { BpeEncoder, trainBPE, writeTokenizerGGUF } from '../tokenizer/bpe-train.js';
@@ -88,21 +89,33 @@ function recipeKey(c: TrainConfig): string {
   return JSON.stringify({ seed: c.seed, corpus: c.corpus, tokenizer: c.tokenizer, model: c.model, seqLen: c.training.seqLen, batchSize: c.training.batchSize });
 }
 
-async function loadTokenizerFromGGUF(file: string): Promise<Tokenizer> {
+/** A run's vocabulary: its tokenizer, and the tokenizer.* metadata an export copies. */
+export interface RunVocabulary {
+  tokenizer: Tokenizer;
+  metadata: readonly GGUFKV[];
+}
+
+/** Where a run keeps its vocabulary. */
+export function runVocabularyPath(config: TrainConfig): string {
+  return join(config.output.dir, 'tokenizer.gguf');
+}
+
+/** Reads a vocabulary file written by the trainer (or any GGUF with a tokenizer). */
+export async function readRunVocabulary(file: string): Promise<RunVocabulary> {
   const f = await GGUFFile.open(file);
   try {
-    return tokenizerFromGGUF(f.metadata);
+    return { tokenizer: tokenizerFromGGUF(f.metadata), metadata: f.metadata.entries.filter((e) => e.key.startsWith('tokenizer.')) };
   } finally {
     await f.close();
   }
 }
 
 /** The vocabulary: trained once per output folder, reused while the size matches. */
-async function prepareTokenizer(config: TrainConfig, corpus: Corpus, emit: (e: TrainEvent) => void): Promise<Tokenizer> {
-  const file = join(config.output.dir, 'tokenizer.gguf');
+async function prepareTokenizer(config: TrainConfig, corpus: Corpus, emit: (e: TrainEvent) => void): Promise<RunVocabulary> {
+  const file = runVocabularyPath(config);
   if (existsSync(file)) {
-    const tok = await loadTokenizerFromGGUF(file);
-    if (tok.vocabSize === config.tokenizer.vocabSize) return tok;
+    const vocab = await readRunVocabulary(file);
+    if (vocab.tokenizer.vocabSize === config.tokenizer.vocabSize) return vocab;
   }
   emit({ kind: 'stage', message: `training a ${config.tokenizer.vocabSize}-token byte-level BPE vocabulary` });
   const trained = trainBPE(
@@ -110,7 +123,7 @@ async function prepareTokenizer(config: TrainConfig, corpus: Corpus, emit: (e: T
     { vocabSize: config.tokenizer.vocabSize, onProgress: (merges, total) => emit({ kind: 'tokenizer', merges, total }) },
   );
   await writeTokenizerGGUF(file, trained);
-  return loadTokenizerFromGGUF(file);
+  return readRunVocabulary(file);
 }
 
 export async function train(config: TrainConfig, opts: TrainOptions = {}): Promise<TrainResult> {
@@ -122,7 +135,8 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
 
   emit({ kind: 'stage', message: 'loading the corpus' });
   const corpus = loadCorpus({ sources: config.corpus.sources });
-  const tokenizer = await prepareTokenizer(config, corpus, emit);
+  const vocab = await prepareTokenizer(config, corpus, emit);
+  const { tokenizer } = vocab;
   emit({ kind: 'stage', message: 'tokenizing' });
   // The trainer's encoder gives the runtime tokenizer's ids (tested) about 6x faster.
   const encoder = BpeEncoder.fromVocabulary(tokenizer.vocabulary);
@@ -232,22 +246,14 @@ export async function train(config: TrainConfig, opts: TrainOptions = {}): Promi
       gguf = config.output.gguf;
       emit({ kind: 'stage', message: `exporting ${gguf}` });
       mkdirSync(dirname(gguf), { recursive: true });
-      const vocab = await GGUFFile.open(join(config.output.dir, 'tokenizer.gguf'));
-      try {
-        await exportGGUF(gguf, config.model, params, {
-          name: config.name,
-          type: config.output.type ?? 'f16',
-          // Every training document starts after <|endoftext|> (= BOS), so generation and
-          // perplexity should start the same way.
-          tokenizer: [
-            ...vocab.metadata.entries.filter((e) => e.key.startsWith('tokenizer.') && e.key !== 'tokenizer.ggml.add_bos_token'),
-            kv.bool('tokenizer.ggml.add_bos_token', true),
-          ],
-        });
-      } finally {
-        await vocab.close();
-      }
-      emit({ kind: 'export', file: gguf, bytes: readFileSync(gguf).length });
+      await exportGGUF(gguf, config.model, params, {
+        name: config.name,
+        type: config.output.type ?? 'f16',
+        // Every training document starts after <|endoftext|> (= BOS), so generation and
+        // perplexity should start the same way.
+        tokenizer: [...vocab.metadata.filter((e) => e.key !== 'tokenizer.ggml.add_bos_token'), kv.bool('tokenizer.ggml.add_bos_token', true)],
+      });
+      emit({ kind: 'export', file: gguf, bytes: statSync(gguf).size });
     }
     return {
       step: state.step,
