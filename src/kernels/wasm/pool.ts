@@ -50,6 +50,8 @@ export class ThreadPool {
       const stack = arena.alloc(WORKER_STACK_BYTES, `stack of worker ${tid}`);
       const w = new Worker(WORKER_SOURCE, {
         eval: true,
+        // An inherited --input-type=module would run this CommonJS source as a module.
+        execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
         workerData: { module, memory: instance.memory, tid, stackTop: stack.offset + stack.bytes, gen },
       });
       workers.push(w);
