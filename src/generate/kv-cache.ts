@@ -52,6 +52,11 @@ export class KVCache {
     this.values = layers.map((l, il) => allocTensor(arena, t, [size, l.headsKV, l.valueLength], `kv cache values, layer ${il}`));
   }
 
+  /** Bytes of every layer's keys and values. */
+  get bytes(): number {
+    return [...this.keys, ...this.values].reduce((n, t) => n + t.byteLength, 0);
+  }
+
   /** Checks that T more tokens fit after `pos`. */
   reserve(pos: number, T: number): void {
     if (pos + T > this.size) {

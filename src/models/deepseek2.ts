@@ -19,7 +19,7 @@
 import type { Tensor } from '../core/tensor.js';
 import { isMoELayer } from './config.js';
 import { mlaAttention } from './nn/mla.js';
-import { embed, moeFFN, outputLogits, residual, rmsNorm, type Step, swigluFFN } from './nn/layers.js';
+import { embed, moeFFN, outputLogits, prefetchExperts, residual, rmsNorm, type Step, swigluFFN } from './nn/layers.js';
 
 /** The MoE block's FFN: routed experts plus the shared ones (llama.cpp: "cur = ggml_add(ctx0, moe_out, ffn_shexp)"). */
 function expertsFFN(s: Step, x: Tensor, il: number): Tensor {
@@ -32,6 +32,7 @@ export function forward(s: Step, tokens: readonly number[]): Tensor {
   const c = s.config;
   const h = embed(s, tokens); // [T, D]
   for (let il = 0; il < c.blockCount; il++) {
+    prefetchExperts(s, il, h); // read ahead the experts its routers predict (expert cache only)
     residual(s, h, mlaAttention(s, il, rmsNorm(s, h, `blk.${il}.attn_norm`)));
     const x = rmsNorm(s, h, `blk.${il}.ffn_norm`); // [T, D]
     residual(s, h, isMoELayer(c, il) ? expertsFFN(s, x, il) : swigluFFN(s, x, il));

@@ -20,7 +20,7 @@
  */
 import type { Tensor } from '../core/tensor.js';
 import type { ExpertActivation } from '../kernels/backend.js';
-import { attention, embed, moeFFN, outputLogits, residual, rmsNorm, type Step } from './nn/layers.js';
+import { attention, embed, moeFFN, outputLogits, prefetchExperts, residual, rmsNorm, type Step } from './nn/layers.js';
 
 /**
  * The clamped SwiGLU of every expert. llama-graph.cpp build_moe_ffn, LLM_FFN_SWIGLU_OAI_MOE:
@@ -32,6 +32,7 @@ export function forward(s: Step, tokens: readonly number[]): Tensor {
   const c = s.config;
   const h = embed(s, tokens); // [T, D]
   for (let il = 0; il < c.blockCount; il++) {
+    prefetchExperts(s, il, h, 'post_attention_norm'); // read ahead the experts its routers predict (expert cache only)
     const p = `blk.${il}.`;
     // build_attn(..., attn_sinks, ..., 1.0f/sqrtf(float(n_rot)), il): the default 1/sqrt(Dk) (n_rot = Dk).
     const sinks = s.weights.get(`${p}attn_sinks.weight`, [c.attention.headCount[il] as number]); // [H]

@@ -12,7 +12,7 @@
  *   logits = output(rmsnorm(h)) / logitScale                        output = token_embd when tied
  */
 import type { Tensor } from '../core/tensor.js';
-import { attention, embed, moeFFN, outputLogits, residual, rmsNorm, type Step, swigluFFN } from './nn/layers.js';
+import { attention, embed, moeFFN, outputLogits, prefetchExperts, residual, rmsNorm, type Step, swigluFFN } from './nn/layers.js';
 
 export function forward(s: Step, tokens: readonly number[]): Tensor {
   const c = s.config;
@@ -22,6 +22,7 @@ export function forward(s: Step, tokens: readonly number[]): Tensor {
   // build_inp_embd: "cur = ggml_scale(ctx0, cur, hparams.f_embedding_scale)" when it is not 0.
   if (c.embeddingScale !== 1) s.backend.scale(h, h, c.embeddingScale);
   for (let il = 0; il < c.blockCount; il++) {
+    prefetchExperts(s, il, h); // read ahead the experts its routers predict (expert cache only)
     const p = `blk.${il}.`;
     // kq_scale = f_attention_scale, or 1/sqrt(Dk) when 0: attention() reads config.attention.scale.
     residual(s, h, attention(s, il, rmsNorm(s, h, `${p}attn_norm`), { freqFactors }), c.residualScale);

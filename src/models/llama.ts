@@ -10,13 +10,14 @@
  */
 import type { Tensor } from '../core/tensor.js';
 import { isMoELayer } from './config.js';
-import { attention, embed, moeFFN, outputLogits, residual, rmsNorm, type Step, swigluFFN } from './nn/layers.js';
+import { attention, embed, moeFFN, outputLogits, prefetchExperts, residual, rmsNorm, type Step, swigluFFN } from './nn/layers.js';
 
 export function forward(s: Step, tokens: readonly number[]): Tensor {
   const c = s.config;
   const freqFactors = s.weights.optional('rope_freqs.weight'); // llama 3 rope scaling
   const h = embed(s, tokens); // [T, D]
   for (let il = 0; il < c.blockCount; il++) {
+    prefetchExperts(s, il, h); // read ahead the experts its routers predict (expert cache only)
     residual(s, h, attention(s, il, rmsNorm(s, h, `blk.${il}.attn_norm`), { freqFactors }));
     const x = rmsNorm(s, h, `blk.${il}.ffn_norm`);
     residual(s, h, isMoELayer(c, il) ? moeFFN(s, x, il) : swigluFFN(s, x, il));

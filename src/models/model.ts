@@ -3,16 +3,31 @@
  * its architecture. `eval(tokens, pos)` runs T tokens at positions [pos, pos + T) (a prompt in
  * one batch, or one token while decoding) and returns their logits.
  */
+import { freemem } from 'node:os';
 import { GGMLType } from '../core/dtypes.js';
 import { SwitchyardError } from '../core/errors.js';
 import type { Arena } from '../core/heap.js';
+import type { Tensor } from '../core/tensor.js';
+import { ExpertCache, type ExpertRef, type SlotAllocation } from '../experts/cache.js';
+import {
+  availableMemory,
+  type ExpertLayout,
+  type ExpertMemoryPlan,
+  expertLayout,
+  OFFLOADED_TENSOR,
+  parseExpertMemory,
+  planExpertMemory,
+} from '../experts/layout.js';
+import type { PolicyName } from '../experts/policy.js';
+import type { CacheAwareOptions } from '../router/cache-aware.js';
+import type { Routing } from '../router/route.js';
 import { i32Tensor } from '../core/tensor.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
 import { KVCache, type KVCacheType } from '../generate/kv-cache.js';
 import type { KernelChoice } from '../kernels/device.js';
 import { DeviceSet } from '../kernels/device-set.js';
 import { type ModelConfig, modelConfigFromGGUF, UnsupportedArchitectureError } from './config.js';
-import type { Step } from './nn/layers.js';
+import type { ExpertOffload, Step } from './nn/layers.js';
 import { ARCHITECTURES, type Forward } from './registry.js';
 import { type LoadProgress, ModelWeights } from './weights.js';
 
@@ -42,10 +57,35 @@ export interface ModelLoadOptions {
    * (exact float32 attention inputs, what the golden references use).
    */
   readonly kvCacheType?: KVCacheType;
+  /**
+   * Memory for routed experts: bytes, a size ('4GiB', '512MiB'), a share of the expert bytes
+   * ('25%'), or 'all' (every expert resident, no cache). Default: all when the model fits in
+   * memory, else a cache of half the memory left after the other weights.
+   */
+  readonly expertMemory?: number | string;
+  /** How the expert cache works (used when experts are not all resident). */
+  readonly expertCache?: ExpertCacheSettings;
+}
+
+export interface ExpertCacheSettings {
+  /** Eviction policy: 'lru' (default), 'lfu' or 'slru'. */
+  readonly policy?: PolicyName;
+  /** 'shared' (default: any layer takes any slot of its heap) or 'per-layer' (equal quotas). */
+  readonly allocation?: SlotAllocation;
+  /** Experts kept resident for good (e.g. the most used ones of a calibration profile). */
+  readonly pin?: readonly ExpertRef[];
+  /** Layers ahead the prefetcher predicts (0 = the current layer only); false = no prefetch. Default 1. */
+  readonly prefetch?: number | false;
+  /** I/O threads reading experts (default 2). */
+  readonly ioThreads?: number;
+  /** Inexact, opt-in: prefer resident experts (see src/router/cache-aware.ts). */
+  readonly cacheAware?: CacheAwareOptions;
 }
 
 export class Model {
   private readonly activations: Arena;
+  /** Called with every MoE layer's routing while set (expert profiles, routing traces). */
+  onRouting: ((layer: number, routing: Routing) => void) | undefined;
 
   private constructor(
     readonly path: string,
@@ -56,6 +96,12 @@ export class Model {
     readonly weights: ModelWeights,
     readonly cache: KVCache,
     private readonly run: Forward,
+    /** The expert cache and how it is used; absent when every expert is resident. */
+    readonly offload: ExpertOffload | undefined,
+    /** What the expert memory budget came to (undefined for a dense model). */
+    readonly expertPlan: ExpertMemoryPlan | undefined,
+    /** Where the routed experts are in the file (undefined for a dense model). */
+    readonly expertLayout: ExpertLayout | undefined,
   ) {
     this.activations = devices.devices[0]?.heap.arena('activations') as Arena;
   }
@@ -87,10 +133,32 @@ export class Model {
       const layers = a.headCountKV.map((hkv) => ({ headsKV: hkv, keyLength: a.keyLength, valueLength: a.valueLength }));
       const cache = new KVCache(first.heap.arena('kv cache'), ctx, layers, options.kvCacheType ?? 'f16');
       const headroom = Math.min(ACTIVATION_HEADROOM_BYTES, first.heap.freeBytes * ACTIVATION_HEADROOM_SHARE);
+      const layout = config.moe ? expertLayout(file, config.moe.expertUsedCount) : undefined;
+      const plan = layout ? planExperts(layout, options, cache.bytes + headroom) : undefined;
+      const offloaded = plan && !plan.resident;
       first.heap.arena('weights', Math.max(0, first.heap.freeBytes - headroom));
-      let weights = await ModelWeights.load(file, devices, options.onProgress);
+      let weights = await ModelWeights.load(file, devices, options.onProgress, offloaded ? OFFLOADED_TENSOR : undefined);
       if (options.dequantize) weights = weights.dequantized(first.backend, first.heap.arena('weights (f32)'));
-      return new Model(path, file, config, devices, weights, cache, run);
+      let offload: ExpertOffload | undefined;
+      if (offloaded && layout) {
+        const settings = options.expertCache ?? {};
+        const biases = new Map<string, Tensor>();
+        for (const name of file.tensors.keys()) {
+          if (/^blk\.\d+\.ffn_(gate|up|down)_exps\.bias$/.test(name)) biases.set(name, weights.get(name));
+        }
+        const expertCache = await ExpertCache.create(layout, file.paths, devices, {
+          slots: plan.slots,
+          ...(settings.policy ? { policy: settings.policy } : {}),
+          ...(settings.allocation ? { allocation: settings.allocation } : {}),
+          ...(settings.pin ? { pin: settings.pin } : {}),
+          ...(settings.ioThreads !== undefined ? { ioThreads: settings.ioThreads } : {}),
+          biases,
+          firstHeapBytes: Math.max(0, first.heap.freeBytes - headroom),
+        });
+        const lookahead = settings.prefetch === false ? undefined : (settings.prefetch ?? 1);
+        offload = { cache: expertCache, ...(lookahead !== undefined ? { lookahead } : {}), ...(settings.cacheAware ? { cacheAware: settings.cacheAware } : {}) };
+      }
+      return new Model(path, file, config, devices, weights, cache, run, offload, plan, layout);
     } catch (e) {
       devices?.dispose();
       await file.close();
@@ -124,7 +192,10 @@ export class Model {
         T,
         positions: i32Tensor(this.activations, [T], Array.from({ length: T }, (_, i) => pos + i)),
         lastOnly: !!options.last,
+        ...(this.offload ? { offload: this.offload } : {}),
+        ...(this.onRouting ? { onRouting: this.onRouting } : {}),
       };
+      this.offload?.cache.countTokens(T);
       const logits = this.run(step, tokens);
       const rows = options.last ? 1 : T;
       if (logits.type !== GGMLType.F32 || logits.shape[0] !== rows || logits.shape[1] !== V) {
@@ -137,8 +208,33 @@ export class Model {
     }
   }
 
+  /** Bytes in use by kind, over every heap (resident weights, expert cache, KV cache, activations). */
+  memory(): { weights: number; expertCache: number; kvCache: number; activations: number; heaps: number } {
+    const sum = (arena: string) =>
+      this.devices.devices.reduce((n, d) => n + (d.heap.arenaUsage().find((a) => a.name === arena)?.usedBytes ?? 0), 0);
+    return {
+      weights: sum('weights') + sum('weights (f32)'),
+      expertCache: sum('expert cache'),
+      kvCache: sum('kv cache'),
+      activations: sum('activations'),
+      heaps: this.devices.devices.length,
+    };
+  }
+
   async close(): Promise<void> {
+    await this.offload?.cache.close();
     this.devices.dispose();
     await this.file.close();
   }
+}
+
+/** The expert-memory plan of a load: the request (or the default) against this machine's memory. */
+function planExperts(layout: ExpertLayout, options: ModelLoadOptions, otherBytes: number): ExpertMemoryPlan {
+  const request = options.expertMemory !== undefined ? parseExpertMemory(options.expertMemory) : undefined;
+  if (options.dequantize && request?.kind !== 'all' && request !== undefined) {
+    throw new SwitchyardError('E_INVALID_ARGUMENT', 'dequantize needs every expert resident: leave expertMemory unset or use "all"');
+  }
+  if (options.dequantize) return planExpertMemory(layout, { kind: 'all' }, { available: 0, otherBytes });
+  const constrained = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.();
+  return planExpertMemory(layout, request, { available: availableMemory(freemem(), constrained), otherBytes });
 }

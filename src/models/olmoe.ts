@@ -11,12 +11,13 @@
  *   logits = output(rmsnorm(h))                                      separate output matrix
  */
 import type { Tensor } from '../core/tensor.js';
-import { attention, embed, moeFFN, outputLogits, residual, rmsNorm, type Step } from './nn/layers.js';
+import { attention, embed, moeFFN, outputLogits, prefetchExperts, residual, rmsNorm, type Step } from './nn/layers.js';
 
 export function forward(s: Step, tokens: readonly number[]): Tensor {
   const c = s.config;
   const h = embed(s, tokens); // [T, D]
   for (let il = 0; il < c.blockCount; il++) {
+    prefetchExperts(s, il, h); // read ahead the experts its routers predict (expert cache only)
     const p = `blk.${il}.`;
     // "Qcur = build_norm(Qcur, model.layers[il].attn_q_norm, ...)" on [H·Dk, T], before ggml_reshape_3d.
     residual(s, h, attention(s, il, rmsNorm(s, h, `${p}attn_norm`), { qkNorm: 'full' }));

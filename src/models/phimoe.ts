@@ -16,7 +16,7 @@
  * Phi SWA; `rope.scaling.attn_factor` reaches the kernel through ropeParams.
  */
 import type { Tensor } from '../core/tensor.js';
-import { attention, embed, moeFFN, outputLogits, residual, rmsNorm, type Step } from './nn/layers.js';
+import { attention, embed, moeFFN, outputLogits, prefetchExperts, residual, rmsNorm, type Step } from './nn/layers.js';
 
 /**
  * The LongRoPE frequency divisors [Dk / 2] (llama_model::get_rope_factors): `rope_freqs` when
@@ -37,6 +37,7 @@ export function forward(s: Step, tokens: readonly number[]): Tensor {
   const freqFactors = ropeFactors(s);
   const h = embed(s, tokens); // [T, D]
   for (let il = 0; il < c.blockCount; il++) {
+    prefetchExperts(s, il, h); // read ahead the experts its routers predict (expert cache only)
     const p = `blk.${il}.`;
     residual(s, h, attention(s, il, rmsNorm(s, h, `${p}attn_norm`), { freqFactors }));
     // build_moe_ffn(..., LLM_FFN_SILU, true /* norm_w */, ..., GATING_FUNC_TYPE_SOFTMAX)

@@ -13,7 +13,7 @@
 import type { Tensor } from '../core/tensor.js';
 import type { ExpertWeights } from '../kernels/backend.js';
 import { route } from '../router/route.js';
-import { attention, embed, linear, moeFFN, outputLogits, residual, rmsNorm, runExperts, type Step } from './nn/layers.js';
+import { attention, embed, linear, moeFFN, outputLogits, prefetchExperts, residual, rmsNorm, runExperts, type Step } from './nn/layers.js';
 
 /**
  * The shared expert of block il on x [T, D] -> [T, D]: σ(w_g · x) · down(silu(gate x) ⊙ up x).
@@ -40,6 +40,7 @@ export function forward(s: Step, tokens: readonly number[]): Tensor {
   const c = s.config;
   const h = embed(s, tokens); // [T, D]
   for (let il = 0; il < c.blockCount; il++) {
+    prefetchExperts(s, il, h); // read ahead the experts its routers predict (expert cache only)
     const p = `blk.${il}.`;
     residual(s, h, attention(s, il, rmsNorm(s, h, `${p}attn_norm`)));
     const x = rmsNorm(s, h, `${p}ffn_norm`); // [T, D]

@@ -39,11 +39,17 @@ export class ModelWeights {
    * activations; each layer's expert stacks and their biases share one device; other tensors
    * go to the first device with room.
    */
-  static async load(file: GGUFFile, devices: DeviceSet, onProgress?: (p: LoadProgress) => void): Promise<ModelWeights> {
+  static async load(
+    file: GGUFFile,
+    devices: DeviceSet,
+    onProgress?: (p: LoadProgress) => void,
+    /** Tensors left in the file (routed experts an expert cache reads). */
+    skip?: RegExp,
+  ): Promise<ModelWeights> {
     const tensors = new Map<string, Tensor>();
-    const totalBytes = file.tensorBytes;
+    const infos = [...file.tensors.values()].filter((t) => !skip?.test(t.name));
+    const totalBytes = infos.reduce((n, t) => n + t.byteLength, 0);
     let bytes = 0;
-    const infos = [...file.tensors.values()];
     for (const info of infos) {
       if (!dtypeInfo(info.type).kernels) {
         throw new ModelWeightsError(

@@ -13,6 +13,8 @@ import { allocTensor, i32Tensor, type Tensor } from '../../core/tensor.js';
 import type { KVCache } from '../../generate/kv-cache.js';
 import type { ExpertActivation, ExpertWeights, KernelBackend, RopeParams } from '../../kernels/backend.js';
 import type { DeviceSet } from '../../kernels/device-set.js';
+import type { ExpertCache } from '../../experts/cache.js';
+import { type CacheAwareOptions, routeCacheAware } from '../../router/cache-aware.js';
 import { type RouterOptions, type Routing, route } from '../../router/route.js';
 import type { ModelConfig } from '../config.js';
 import type { ModelWeights } from '../weights.js';
@@ -34,6 +36,19 @@ export interface Step {
   readonly positions: Tensor;
   /** Only the last token's logits are wanted (prompt processing while generating). */
   readonly lastOnly?: boolean;
+  /** Routed experts read from the file through a cache (absent: every expert is resident). */
+  readonly offload?: ExpertOffload;
+  /** Sees every MoE layer's final routing (ids, weights [T, K]): profiles and traces. */
+  readonly onRouting?: (layer: number, routing: Routing) => void;
+}
+
+/** How a model with an expert cache runs its routed experts. */
+export interface ExpertOffload {
+  readonly cache: ExpertCache;
+  /** Layers beyond the current one whose experts the prefetcher predicts; undefined = no prefetch. */
+  readonly lookahead?: number;
+  /** Opt-in inexact routing that prefers resident experts (src/router/cache-aware.ts). */
+  readonly cacheAware?: CacheAwareOptions;
 }
 
 export const newF32 = (s: Step, shape: readonly number[]): Tensor => allocTensor(s.arena, GGMLType.F32, shape, 'activation');
@@ -252,13 +267,55 @@ export function routerOptions(s: Step, il: number): RouterOptions {
 /**
  * The routed experts of block il on x [T, D] -> [T, D]:
  *   logits = W_router x (+b) [T, E];  ids, weights = route(logits);  out = Σ_k w_k · expert_{id_k}(x)
+ * With an expert cache the selected experts are made resident first (token chunks that fit in
+ * the layer's slots; rows are independent, so the result is the resident run's bit for bit).
  */
 export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivation = { kind: 'silu' }): Tensor {
   const m = s.config.moe;
   if (!m) throw new Error('moeFFN: the model has no experts');
   const logits = dense(s, x, `blk.${il}.ffn_gate_inp`); // [T, E]
-  const routing = route(logits.f32(), s.T, routerOptions(s, il)); // ids, weights [T, K]
-  return runExperts(s, x, s.weights.experts(il, m.expertCount), routing, activation);
+  const options = routerOptions(s, il);
+  const off = s.offload;
+  let routing: Routing = route(logits.f32(), s.T, options);
+  if (off?.cacheAware) {
+    const r = routeCacheAware(logits.f32(), s.T, options, (e) => off.cache.available(il, e), off.cacheAware);
+    off.cache.countRouting(r.substituted, r.dropped);
+    routing = r;
+  }
+  s.onRouting?.(il, routing);
+  if (!off) return runExperts(s, x, s.weights.experts(il, m.expertCount), routing, activation);
+  const out = newF32(s, x.shape);
+  const K = options.used;
+  off.cache.forEachResident(il, routing.ids, s.T, (t0, n, experts) => {
+    const part = { ids: routing.ids.subarray(t0 * K, (t0 + n) * K), weights: routing.weights.subarray(t0 * K, (t0 + n) * K) };
+    runExpertsInto(s, out.slice(t0, n), x.slice(t0, n), experts, part, activation);
+  });
+  return out;
+}
+
+/**
+ * Training-free pre-gating (a layer's router applied early): at the start of block il, the
+ * routers of blocks il .. il + lookahead are applied to the residual stream h [T, D] (each
+ * after its own FFN norm) and the experts they select are read ahead, so reads overlap the
+ * attention and the layers in between. A wrong guess costs bandwidth, never correctness.
+ * `norm` names the norm in front of the block's MoE (ffn_norm; gpt-oss: post_attention_norm).
+ */
+export function prefetchExperts(s: Step, il: number, h: Tensor, norm = 'ffn_norm'): void {
+  const off = s.offload;
+  if (!off || off.lookahead === undefined) return;
+  const layers = off.cache.layout.layers;
+  for (let j = il; j <= Math.min(il + off.lookahead, layers.length - 1); j++) {
+    const L = layers[j];
+    if (!L) continue;
+    const x = s.weights.has(`blk.${j}.${norm}.weight`) ? rmsNorm(s, h, `blk.${j}.${norm}`) : h;
+    const r = route(dense(s, x, `blk.${j}.ffn_gate_inp`).f32(), s.T, routerOptions(s, j));
+    // Most wanted first: summed routing weight over the step's tokens.
+    const want = new Float64Array(L.count);
+    for (let i = 0; i < r.ids.length; i++) if ((r.ids[i] as number) >= 0) want[r.ids[i] as number] += (r.weights[i] as number) + 1e-9;
+    const order = Array.from({ length: L.count }, (_, e) => e).filter((e) => (want[e] as number) > 0);
+    order.sort((a, b) => (want[b] as number) - (want[a] as number));
+    off.cache.prefetch(j, order);
+  }
 }
 
 /**
@@ -268,19 +325,33 @@ export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivat
 export function runExperts(
   s: Step,
   x: Tensor,
-  experts: readonly ExpertWeights[],
+  experts: readonly (ExpertWeights | undefined)[],
   routing: Routing,
   activation: ExpertActivation = { kind: 'silu' },
 ): Tensor {
-  const K = routing.ids.length / s.T;
-  const ids = i32Tensor(s.arena, [s.T, K], routing.ids);
-  const weights = newF32(s, [s.T, K]);
-  weights.f32().set(routing.weights);
   const out = newF32(s, x.shape);
-  onWeightDevice(s, experts[0]?.gate as Tensor, out, [x, ids, weights], (backend, o, [xx, ii, ww]) =>
+  runExpertsInto(s, out, x, experts, routing, activation);
+  return out;
+}
+
+/** runExperts writing into `out` [T, D] (rows of a larger activation while chunking). */
+function runExpertsInto(
+  s: Step,
+  out: Tensor,
+  x: Tensor,
+  experts: readonly (ExpertWeights | undefined)[],
+  routing: Routing,
+  activation: ExpertActivation,
+): void {
+  const T = x.rows;
+  const K = routing.ids.length / T;
+  const ids = i32Tensor(s.arena, [T, K], routing.ids);
+  const weights = newF32(s, [T, K]);
+  weights.f32().set(routing.weights);
+  const home = experts.find((e) => e !== undefined)?.gate as Tensor;
+  onWeightDevice(s, home, out, [x, ids, weights], (backend, o, [xx, ii, ww]) =>
     backend.expertGroup({ out: o, x: xx as Tensor, experts, ids: ii as Tensor, weights: ww as Tensor, activation }),
   );
-  return out;
 }
 
 /** Final norm and output projection: logits [T, V], or [1, V] with lastOnly (the output matrix is token_embd when tied). */
