@@ -15,6 +15,7 @@ import { ContextLengthError } from '../generate/kv-cache.js';
 import { Sampler } from '../generate/sampler.js';
 import { StopStrings, stopTokenSet, type TokenText } from '../generate/stop.js';
 import type { StreamingDecoder } from '../tokenizer/tokenizer.js';
+import { type ExpertCacheStats, statsSince } from '../experts/stats.js';
 import type { GenerateEvent, GenerateOptions, GenerateStats } from './types.js';
 
 /** What generation and perplexity need of a model. */
@@ -26,6 +27,8 @@ export interface Evaluator {
   eval(tokens: readonly number[], pos: number, options?: { last?: boolean }): Float32Array;
   /** True once the model is closed: nothing may be evaluated any more. */
   readonly closed: boolean;
+  /** Expert cache counters so far (models with offloaded experts). */
+  expertStats?(): ExpertCacheStats | undefined;
 }
 
 /** What generation needs of a tokenizer (Tokenizer has it). */
@@ -71,7 +74,10 @@ export async function* generateTokens(
     stopReason: 'length',
     peakMemoryBytes: 0,
   };
+  const expertsBefore = model.expertStats?.();
   const done = (): GenerateEvent => {
+    const expertsNow = model.expertStats?.();
+    if (expertsNow && expertsBefore) stats.experts = statsSince(expertsNow, expertsBefore);
     stats.promptTokensPerSecond = stats.promptSeconds > 0 ? stats.promptTokens / stats.promptSeconds : 0;
     const later = stats.generatedTokens - 1;
     stats.decodeTokensPerSecond = later > 0 && stats.decodeSeconds > 0 ? later / stats.decodeSeconds : 0;

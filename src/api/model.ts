@@ -12,6 +12,7 @@
  *   await model.close();
  */
 import { SwitchyardError } from '../core/errors.js';
+import { type ExpertProfile, makeProfile } from '../experts/profile.js';
 import { Model } from '../models/model.js';
 import { type ChatMessage, type ChatTemplate, chatTemplateFor } from '../tokenizer/chat-template.js';
 import { type Tokenizer, tokenizerFromGGUF } from '../tokenizer/tokenizer.js';
@@ -20,13 +21,16 @@ import { chatPromptText } from './chat.js';
 import { type Evaluator, generateTokens } from './generate.js';
 import { perplexityOfTokens } from './perplexity.js';
 import type {
+  ExpertCacheStats,
   GenerateEvent,
   GenerateOptions,
   LoadedModel,
   LoadModelOptions,
+  MemoryReport,
   ModelInfo,
   PerplexityOptions,
   PerplexityResult,
+  ProfileOptions,
 } from './types.js';
 
 export type * from './types.js';
@@ -40,6 +44,8 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     dequantize: options.dequantize,
     kvCacheType: options.kvCacheType,
     onProgress: options.onProgress,
+    ...(options.expertMemory !== undefined ? { expertMemory: options.expertMemory } : {}),
+    ...(options.expertCache ? { expertCache: options.expertCache } : {}),
   });
   try {
     return new GGUFModel(model, tokenizerFromGGUF(model.file.metadata));
@@ -75,6 +81,59 @@ class GGUFModel implements LoadedModel, Evaluator {
       threads: model.device.backend.threads,
       kvCacheType: model.cache.type,
     };
+    const plan = model.expertPlan;
+    const off = model.offload;
+    if (plan && model.expertLayout) {
+      this.info.expertMemory = {
+        resident: plan.resident,
+        budgetBytes: plan.budgetBytes,
+        slots: plan.slots,
+        share: plan.share,
+        expertBytes: model.expertLayout.expertBytes,
+        slotBytes: model.expertLayout.slotBytes,
+        reason: plan.reason,
+        ...(off ? { policy: off.cache.options.policy, allocation: off.cache.options.allocation, prefetch: off.lookahead ?? false } : {}),
+      };
+    }
+  }
+
+  async profileExperts(text: string, options: ProfileOptions = {}): Promise<ExpertProfile> {
+    const moe = this.model.config.moe;
+    if (!moe) throw new SwitchyardError('E_UNSUPPORTED', `profileExperts: ${this.info.path} has no routed experts`);
+    const ctx = Math.min(options.ctx ?? 512, this.model.cache.size);
+    const tokens = this.tokenize(text);
+    if (tokens.length === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', 'profileExperts: the text is empty');
+    const release = this.acquire('profileExperts');
+    const counts = new Map<number, number[]>();
+    this.model.onRouting = (layer, r) => {
+      let c = counts.get(layer);
+      if (!c) counts.set(layer, (c = new Array(moe.expertCount).fill(0)));
+      for (const e of r.ids) if (e >= 0) c[e] = (c[e] as number) + 1;
+    };
+    try {
+      for (let at = 0; at < tokens.length; at += ctx) {
+        this.model.eval(tokens.slice(at, at + ctx), 0, { last: true });
+        options.onProgress?.(Math.min(tokens.length, at + ctx), tokens.length);
+        await new Promise((r) => setImmediate(r)); // let progress reach the terminal
+      }
+    } finally {
+      this.model.onRouting = undefined;
+      release();
+    }
+    const layers = counts.size;
+    return makeProfile(this.info.path, tokens.length, counts, options.top ?? layers * moe.expertUsedCount);
+  }
+
+  memory(): MemoryReport {
+    return this.model.memory();
+  }
+
+  expertStats(): ExpertCacheStats | undefined {
+    return this.model.offload?.cache.stats();
+  }
+
+  resetExpertStats(): void {
+    this.model.offload?.cache.resetStats();
   }
 
   // Evaluator (what generation and perplexity use)

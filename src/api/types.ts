@@ -3,14 +3,17 @@
  * generation streams, and the statistics it ends with. The CLI and the server are thin shells
  * over these. Implementation: src/api/model.ts.
  */
+import type { ExpertProfile } from '../experts/profile.js';
+import type { ExpertCacheStats } from '../experts/stats.js';
 import type { KVCacheType } from '../generate/kv-cache.js';
+import type { ExpertCacheSettings } from '../models/model.js';
 import type { KernelBackendName } from '../kernels/backend.js';
 import type { KernelChoice } from '../kernels/device.js';
 import type { LoadProgress } from '../models/weights.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
-export type { KVCacheType, LoadProgress };
+export type { ExpertCacheSettings, ExpertCacheStats, ExpertProfile, KVCacheType, LoadProgress };
 
 export interface LoadModelOptions {
   /** Positions the KV cache holds: the longest prompt + generation (default: the model's, at most 4096). */
@@ -23,7 +26,38 @@ export interface LoadModelOptions {
   dequantize?: boolean;
   /** KV cache element type: 'f16' (default, as llama.cpp) or 'f32' (exact; what the goldens use). */
   kvCacheType?: KVCacheType;
+  /**
+   * Memory for routed experts (the rest of the model is always resident): bytes, a size such as
+   * '4GiB' or '512MiB', a share of the expert bytes such as '25%', or 'all'. Experts beyond it
+   * stay in the file and are read into a cache as tokens need them; results are the same.
+   * Default: 'all' when the whole model fits in 80% of available memory, else half of what is
+   * left after the other weights.
+   */
+  expertMemory?: number | string;
+  /** Policy, slot allocation, prefetching, pinning and cache-aware routing of the expert cache. */
+  expertCache?: ExpertCacheSettings;
   onProgress?: (p: LoadProgress) => void;
+}
+
+export interface ProfileOptions {
+  /** Tokens per evaluation (default 512, at most the loaded context). */
+  ctx?: number;
+  /** Experts listed to pin (default: K per MoE layer). */
+  top?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Where a loaded model's memory goes (bytes over every wasm memory). */
+export interface MemoryReport {
+  /** Resident weights: everything but the offloaded routed experts. */
+  weights: number;
+  /** Expert cache slots (0 when every expert is resident). */
+  expertCache: number;
+  kvCache: number;
+  /** Activations and scratch of the current step (0 between steps). */
+  activations: number;
+  /** wasm memories in use (each at most 4 GiB). */
+  heaps: number;
 }
 
 export interface ModelInfo {
@@ -51,6 +85,24 @@ export interface ModelInfo {
   kernels: KernelBackendName;
   threads: number;
   kvCacheType: KVCacheType;
+  /** How routed experts are held (absent for dense models). */
+  expertMemory?: {
+    /** Every expert loaded at start: no cache. */
+    resident: boolean;
+    /** Bytes of expert cache slots; slots (experts the cache holds at once) and their share of all experts. */
+    budgetBytes: number;
+    slots: number;
+    share: number;
+    /** Bytes of all routed experts in the file, and of one cache slot. */
+    expertBytes: number;
+    slotBytes: number;
+    /** Why this budget ('requested', or the default's reasoning). */
+    reason: string;
+    policy?: string;
+    allocation?: string;
+    /** Layers the prefetcher looks ahead; false = no prefetch. */
+    prefetch?: number | false;
+  };
 }
 
 export interface GenerateOptions {
@@ -106,6 +158,8 @@ export interface GenerateStats {
   stopReason: 'length' | 'stop' | 'end-of-generation' | 'aborted';
   /** Peak resident memory of the process so far (process.resourceUsage().maxRSS). */
   peakMemoryBytes: number;
+  /** Expert cache activity during this generation (models with offloaded experts). */
+  experts?: ExpertCacheStats;
 }
 
 export interface PerplexityOptions {
@@ -150,6 +204,16 @@ export interface LoadedModel {
   logits(tokens: readonly number[]): Float32Array;
   /** Perplexity exactly as llama.cpp's llama-perplexity computes it (see src/api/perplexity.ts). */
   perplexity(text: string, options: PerplexityOptions): Promise<PerplexityResult>;
+  /**
+   * How often each routed expert is selected on `text` (evaluated in chunks of `ctx` tokens), and
+   * the most used ones to pin in an expert cache (LoadModelOptions.expertCache.pin).
+   */
+  profileExperts(text: string, options?: ProfileOptions): Promise<ExpertProfile>;
+  /** Where the model's memory goes now. */
+  memory(): MemoryReport;
+  /** Expert cache counters since load or the last reset (undefined when every expert is resident). */
+  expertStats(): ExpertCacheStats | undefined;
+  resetExpertStats(): void;
   /** Frees the model. A generation suspended between events ends ('aborted') when resumed. */
   close(): Promise<void>;
 }

@@ -12,10 +12,11 @@
 import { availableParallelism } from 'node:os';
 import type { LoadedModel } from '../api/model.js';
 import { fmtBytes } from '../core/heap.js';
+import { type ExpertFlags, expertLoadOptions, printExpertStats } from './experts.js';
 import { modelArgument, numberFlag, openModel } from './generate.js';
 import type { GlobalOptions } from './options.js';
 
-export interface BenchFlags {
+export interface BenchFlags extends ExpertFlags {
   json?: boolean;
   promptTokens?: string;
   decodeTokens?: string;
@@ -68,7 +69,7 @@ export async function benchCommand(modelArg: string | undefined, flags: BenchFla
   const all = global.threads ?? availableParallelism();
   const results: BenchResult[] = [];
   for (const threads of [...new Set([1, all])]) {
-    const model = await openModel(file, { ...global, threads }, { contextLength: promptTokens + decodeTokens + 1 });
+    const model = await openModel(file, { ...global, threads }, { contextLength: promptTokens + decodeTokens + 1, ...expertLoadOptions(flags) });
     try {
       const r = await measure(model, threads, promptTokens, decodeTokens);
       results.push(r);
@@ -76,6 +77,7 @@ export async function benchCommand(modelArg: string | undefined, flags: BenchFla
         `${threads} thread${threads === 1 ? '' : 's'}: prompt ${r.prompt_tokens} tokens at ${r.prompt_tokens_per_second.toFixed(2)} tokens/s, ` +
           `decode ${r.decode_tokens} tokens at ${r.decode_tokens_per_second.toFixed(2)} tokens/s\n`,
       );
+      printExpertStats(model, flags);
     } finally {
       await model.close();
     }

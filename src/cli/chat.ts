@@ -10,9 +10,10 @@ import { createInterface } from 'node:readline';
 import { ContextLengthError } from '../generate/kv-cache.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import { abortOnInterrupt, contextFlag, kvCacheFlag, modelArgument, openModel, type SamplingFlags, samplingOptions, statsLine, streamText } from './generate.js';
+import { type ExpertFlags, expertLoadOptions, printExpertStats } from './experts.js';
 import type { GlobalOptions } from './options.js';
 
-export interface ChatFlags extends SamplingFlags {
+export interface ChatFlags extends SamplingFlags, ExpertFlags {
   system?: string;
 }
 
@@ -22,7 +23,7 @@ export async function chatCommand(modelArg: string | undefined, flags: ChatFlags
   const file = modelArgument(modelArg, 'chat');
   const options = samplingOptions(flags);
   const contextLength = contextFlag(flags.ctx);
-  const model = await openModel(file, global, { contextLength, kvCacheType: kvCacheFlag(flags.kvCache) });
+  const model = await openModel(file, global, { contextLength, kvCacheType: kvCacheFlag(flags.kvCache), ...expertLoadOptions(flags) });
   const interactive = process.stdin.isTTY === true;
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
   const start: ChatMessage[] = flags.system ? [{ role: 'system', content: flags.system }] : [];
@@ -51,6 +52,7 @@ export async function chatCommand(modelArg: string | undefined, flags: ChatFlags
           const { text, stats } = await streamText(model.chat(messages, { ...options, signal: controller.signal }));
           process.stdout.write('\n');
           process.stderr.write(`${statsLine(stats)}\n`);
+          printExpertStats(model, flags);
           messages.push({ role: 'assistant', content: text });
         } catch (e) {
           if (!(e instanceof ContextLengthError)) throw e;

@@ -11,10 +11,18 @@
 import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DEFAULT_MODEL_FILE, findDefaultModel } from '../api/default-model.js';
-import { type GenerateEvent, type GenerateOptions, type GenerateStats, type LoadedModel, loadModel } from '../api/model.js';
+import {
+  type GenerateEvent,
+  type GenerateOptions,
+  type GenerateStats,
+  type LoadedModel,
+  type LoadModelOptions,
+  loadModel,
+} from '../api/model.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { fmtBytes } from '../core/heap.js';
 import { KV_CACHE_TYPES, type KVCacheType } from '../generate/kv-cache.js';
+import { type ExpertFlags, expertLoadOptions, expertMemoryLine, printExpertStats } from './experts.js';
 import type { GlobalOptions } from './options.js';
 
 // ---- flags ---------------------------------------------------------------------------
@@ -130,7 +138,10 @@ export function modelArgument(arg: string | undefined, command: string): string 
 export async function openModel(
   file: string,
   global: GlobalOptions,
-  options: { contextLength?: number; dequantize?: boolean; threads?: number; kvCacheType?: KVCacheType } = {},
+  options: { contextLength?: number; dequantize?: boolean; threads?: number; kvCacheType?: KVCacheType } & Pick<
+    LoadModelOptions,
+    'expertMemory' | 'expertCache'
+  > = {},
 ): Promise<LoadedModel> {
   const tty = process.stderr.isTTY === true;
   const started = performance.now();
@@ -141,6 +152,8 @@ export async function openModel(
     threads: options.threads ?? global.threads,
     dequantize: options.dequantize,
     ...(options.kvCacheType ? { kvCacheType: options.kvCacheType } : {}),
+    ...(options.expertMemory !== undefined ? { expertMemory: options.expertMemory } : {}),
+    ...(options.expertCache ? { expertCache: options.expertCache } : {}),
     onProgress: tty
       ? (p) => {
           const pct = Math.floor((100 * p.bytes) / Math.max(1, p.totalBytes));
@@ -149,6 +162,8 @@ export async function openModel(
       : undefined,
   });
   if (tty) process.stderr.write(`\rloading ${file}: done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+  // Say so when experts are not all resident: speed then depends on the budget.
+  if (model.info.expertMemory && !model.info.expertMemory.resident) process.stderr.write(`${expertMemoryLine(model.info)}\n`);
   return model;
 }
 
@@ -187,7 +202,7 @@ export function abortOnInterrupt(controller: AbortController): () => void {
 
 // ---- run -----------------------------------------------------------------------------
 
-export interface RunFlags extends SamplingFlags {
+export interface RunFlags extends SamplingFlags, ExpertFlags {
   prompt?: string; // -p
 }
 
@@ -224,13 +239,14 @@ export async function runCommand(first: string | undefined, second: string | und
     prompt = await readStdin();
   }
 
-  const model = await openModel(file, global, { contextLength, kvCacheType });
+  const model = await openModel(file, global, { contextLength, kvCacheType, ...expertLoadOptions(flags) });
   const controller = new AbortController();
   const release = abortOnInterrupt(controller);
   try {
     const { text, stats } = await streamText(model.generate(prompt, { ...options, signal: controller.signal }));
     if (text !== '' && !text.endsWith('\n')) process.stdout.write('\n');
     process.stderr.write(`${statsLine(stats)}\n`);
+    printExpertStats(model, flags);
   } finally {
     release();
     await model.close();

@@ -9,6 +9,7 @@ import { type BenchFlags, benchCommand } from './bench.js';
 import { type ChatFlags, chatCommand } from './chat.js';
 import { KERNEL_CHOICES, parseKernelChoice, parseThreads } from '../kernels/device.js';
 import { convertCommand } from './convert.js';
+import { type ExpertsFlags, expertsCommand, withExpertOptions } from './experts.js';
 import { type RunFlags, runCommand, withSamplingOptions } from './generate.js';
 import { info } from './info.js';
 import { inspect } from './inspect.js';
@@ -79,23 +80,23 @@ export function buildProgram(): Command {
     .option('--no-parse-special', 'read special-token text such as <|im_end|> as plain text')
     .option('--file <path>', 'read the text from a file')
     .action(async (model: string, text: string | undefined, cmdOpts: TokenizeOptions) => tokenize(model, text, cmdOpts));
-  withSamplingOptions(
+  withExpertOptions(withSamplingOptions(
     program
       .command('run')
       .description('generate text: stream a continuation of the prompt, then print the speed')
       .argument('[model]', 'a GGUF file (with no model: the embedded default, once it exists)')
       .argument('[prompt]', 'the prompt (or -p, or piped to stdin)')
       .option('-p, --prompt <text>', 'the prompt'),
-  ).action(async (model: string | undefined, prompt: string | undefined, cmdOpts: RunFlags) =>
+  )).action(async (model: string | undefined, prompt: string | undefined, cmdOpts: RunFlags) =>
     runCommand(model, prompt, cmdOpts, program.opts<GlobalOptions>()),
   );
-  withSamplingOptions(
+  withExpertOptions(withSamplingOptions(
     program
       .command('chat')
       .description('chat with a model through its chat template (/reset, /exit)')
       .argument('[model]', 'a GGUF file')
       .option('--system <text>', 'a system message to start the conversation with'),
-  ).action(async (model: string | undefined, cmdOpts: ChatFlags) => chatCommand(model, cmdOpts, program.opts<GlobalOptions>()));
+  )).action(async (model: string | undefined, cmdOpts: ChatFlags) => chatCommand(model, cmdOpts, program.opts<GlobalOptions>()));
   program
     .command('logits')
     .description('write the logits of every position of a token sequence (little-endian float32 [n_tokens, n_vocab])')
@@ -105,7 +106,7 @@ export function buildProgram(): Command {
     .option('--dequantize', 'compute in float32 on dequantized weights (the reference path)')
     .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16; the goldens use f32)')
     .action(async (model: string, cmdOpts: LogitsFlags) => logitsCommand(model, cmdOpts, program.opts<GlobalOptions>()));
-  program
+  withExpertOptions(program
     .command('perplexity')
     .description("perplexity of a text file, computed as llama.cpp's llama-perplexity does")
     .argument('<model>', 'a GGUF file')
@@ -114,7 +115,7 @@ export function buildProgram(): Command {
     .option('--batch <n>', 'tokens per evaluation (llama-perplexity -b; default: --ctx)')
     .option('--json', 'end with one JSON line: {"chunks": [running values], "final": <number>}')
     .option('--dequantize', 'compute in float32 on dequantized weights (the reference path)')
-    .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16; the goldens use f32)')
+    .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16; the goldens use f32)'))
     .action(async (model: string, cmdOpts: PerplexityFlags) => perplexityCommand(model, cmdOpts, program.opts<GlobalOptions>()));
   program
     .command('train')
@@ -124,12 +125,22 @@ export function buildProgram(): Command {
     .option('--stop-after <steps>', 'stop after this many steps in this run (resume later)', argParser(parsePositiveInt, '--stop-after'))
     .action(async (cmdOpts: Omit<TrainFlags, keyof GlobalOptions>) => trainCommand({ ...program.opts<GlobalOptions>(), ...cmdOpts }));
   program
+    .command('experts')
+    .description('measure how often each routed expert is used on a text, and write a profile whose busiest experts --pin keeps resident')
+    .argument('[model]', 'a GGUF file (default: the embedded model)')
+    .option('-f, --file <file>', 'the calibration text')
+    .option('--out <file>', 'write the profile (JSON) here')
+    .option('--top <n>', 'experts in the pin list (default: as many per layer as a token uses)')
+    .option('--ctx <n>', 'tokens per evaluation (default 512)')
+    .option('--json', 'print the profile as JSON')
+    .action(async (model: string | undefined, cmdOpts: ExpertsFlags) => expertsCommand(model, cmdOpts, program.opts<GlobalOptions>()));
+  withExpertOptions(program
     .command('bench')
     .description('prompt processing and decode speed at 1 thread and at all threads, and peak memory')
     .argument('<model>', 'a GGUF file')
     .option('--prompt-tokens <n>', 'prompt length', '64')
     .option('--decode-tokens <n>', 'decoded tokens', '32')
-    .option('--json', 'end with one JSON line: {"model", "results": [...], "peak_rss_bytes"}')
+    .option('--json', 'end with one JSON line: {"model", "results": [...], "peak_rss_bytes"}'))
     .action(async (model: string, cmdOpts: BenchFlags) => benchCommand(model, cmdOpts, program.opts<GlobalOptions>()));
   return program;
 }

@@ -9,10 +9,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../core/errors.js';
+import { type ExpertFlags, expertLoadOptions, printExpertStats } from './experts.js';
 import { kvCacheFlag, modelArgument, numberFlag, openModel } from './generate.js';
 import type { GlobalOptions } from './options.js';
 
-export interface PerplexityFlags {
+export interface PerplexityFlags extends ExpertFlags {
   file?: string;
   ctx?: string;
   batch?: string;
@@ -31,7 +32,7 @@ export async function perplexityCommand(modelArg: string | undefined, flags: Per
   let text = readFileSync(flags.file, 'utf8');
   if (text.endsWith('\n')) text = text.slice(0, -1); // llama.cpp -f
 
-  const model = await openModel(file, global, { contextLength: ctx, dequantize: flags.dequantize, kvCacheType });
+  const model = await openModel(file, global, { contextLength: ctx, dequantize: flags.dequantize, kvCacheType, ...expertLoadOptions(flags) });
   try {
     const started = performance.now();
     const result = await model.perplexity(text, {
@@ -52,6 +53,7 @@ export async function perplexityCommand(modelArg: string | undefined, flags: Per
     } else {
       process.stdout.write(`${summary}\n`);
     }
+    printExpertStats(model, flags);
   } finally {
     await model.close();
   }
