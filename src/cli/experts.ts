@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import type { ExpertCacheSettings, LoadedModel, LoadModelOptions, ModelInfo } from '../api/model.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { fmtBytes } from '../core/heap.js';
+import { parseExpertMemory } from '../experts/layout.js';
 import { POLICY_NAMES, type PolicyName } from '../experts/policy.js';
 import { readExpertProfile } from '../experts/profile.js';
 import { formatExpertStats } from '../experts/stats.js';
@@ -65,6 +66,7 @@ export function expertLoadOptions(f: ExpertFlags): Pick<LoadModelOptions, 'exper
   if (margin !== undefined || drop !== undefined) {
     cache.cacheAware = { ...(margin !== undefined ? { substituteMargin: margin } : {}), ...(drop !== undefined ? { dropBelow: drop } : {}) };
   }
+  if (f.expertMemory !== undefined) parseExpertMemory(f.expertMemory, '--expert-memory'); // checked before loading
   return {
     ...(f.expertMemory !== undefined ? { expertMemory: f.expertMemory } : {}),
     ...(Object.keys(cache).length ? { expertCache: cache } : {}),

@@ -3,7 +3,18 @@
  * (src/weights/summary.ts). <model> is a GGUF file or a Hugging Face checkpoint folder.
  */
 import { existsSync, statSync } from 'node:fs';
+import { freemem } from 'node:os';
+import { InvalidArgumentError } from '../core/errors.js';
 import { fmtBytes } from '../core/heap.js';
+import {
+  availableMemory,
+  type ExpertMemoryPlan,
+  expertLayout,
+  minimumExpertMemory,
+  parseExpertMemory,
+  planExpertMemory,
+} from '../experts/layout.js';
+import { modelConfigFromGGUF } from '../models/config.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
 import { type ModelSummary, summarizeGGUF, summarizeHuggingFace } from '../weights/summary.js';
 
@@ -63,7 +74,73 @@ async function summarize(model: string): Promise<ModelSummary> {
   }
 }
 
-export async function inspect(model: string, opts: { json?: boolean; tensors?: boolean }): Promise<void> {
+/** What an expert-memory budget implies for a GGUF file on this machine (the plan loadModel makes). */
+export interface ExpertMemoryReport {
+  readonly requested: string;
+  readonly plan: ExpertMemoryPlan;
+  readonly slotBytes: number;
+  readonly experts: number;
+  readonly expertBytes: number;
+  readonly residentWeightBytes: number;
+  readonly kvCacheBytes: number;
+  readonly contextLength: number;
+  readonly minimumBytes: number;
+  readonly availableBytes: number;
+}
+
+async function expertMemoryReport(model: string, requested: string | undefined): Promise<ExpertMemoryReport | undefined> {
+  if (existsSync(model) && statSync(model).isDirectory()) {
+    throw new InvalidArgumentError('inspect --expert-memory: give a GGUF file (convert the checkpoint first)');
+  }
+  const file = await GGUFFile.open(model);
+  try {
+    const c = modelConfigFromGGUF(file.metadata, { tensorNames: file.tensors.keys() });
+    const layout = c.moe ? expertLayout(file, c.moe.expertUsedCount) : undefined;
+    if (!layout) return undefined;
+    const ctx = Math.min(c.contextLength, 4096);
+    const a = c.attention;
+    const kvCacheBytes = a.headCountKV.reduce((n, hkv) => n + 2 * ctx * hkv * (a.keyLength + a.valueLength), 0); // f16
+    const constrained = (process as { constrainedMemory?: () => number | undefined }).constrainedMemory?.();
+    const availableBytes = availableMemory(freemem(), constrained);
+    const request = requested === undefined ? undefined : parseExpertMemory(requested, '--expert-memory');
+    return {
+      requested: requested ?? 'default',
+      plan: planExpertMemory(layout, request, { available: availableBytes, otherBytes: kvCacheBytes + 512 * 2 ** 20 }),
+      slotBytes: layout.slotBytes,
+      experts: layout.experts,
+      expertBytes: layout.expertBytes,
+      residentWeightBytes: layout.residentBytes,
+      kvCacheBytes,
+      contextLength: ctx,
+      minimumBytes: minimumExpertMemory(layout),
+      availableBytes,
+    };
+  } finally {
+    await file.close();
+  }
+}
+
+export function formatExpertMemory(r: ExpertMemoryReport): string {
+  const p = r.plan;
+  const held = p.resident
+    ? `every expert resident (${fmtBytes(r.expertBytes)})`
+    : `${p.slots} of ${r.experts} experts at once (${(100 * p.share).toFixed(1)}%) in ${fmtBytes(p.budgetBytes)} of slots of ${fmtBytes(r.slotBytes)}; the rest are read from the file as tokens need them`;
+  return [
+    `  expert memory ${r.requested === 'default' ? 'default on this machine' : r.requested}: ${held} (${p.reason})`,
+    `                resident besides: ${fmtBytes(r.residentWeightBytes)} of other weights, ${fmtBytes(r.kvCacheBytes)} of KV cache (${r.contextLength} positions, f16), activations`,
+    `                minimum ${fmtBytes(r.minimumBytes)} (one layer's active experts); memory available now ${fmtBytes(r.availableBytes)}`,
+  ].join('\n');
+}
+
+export async function inspect(model: string, opts: { json?: boolean; tensors?: boolean; expertMemory?: string }): Promise<void> {
   const s = await summarize(model);
-  process.stdout.write(`${opts.json ? JSON.stringify(s, null, 2) : formatSummary(s, !!opts.tensors)}\n`);
+  const experts = opts.expertMemory !== undefined || !opts.json ? await expertMemoryReport(model, opts.expertMemory).catch((e) => {
+    if (opts.expertMemory !== undefined) throw e;
+    return undefined; // the default plan is extra information: a file the runtime cannot plan still inspects
+  }) : undefined;
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(experts ? { ...s, expertMemory: experts } : s, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`${formatSummary(s, !!opts.tensors)}\n${experts ? `\n${formatExpertMemory(experts)}\n` : ''}`);
 }

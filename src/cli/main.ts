@@ -58,7 +58,8 @@ export function buildProgram(): Command {
     .argument('<model>', 'a GGUF file (for split models, any part) or a Hugging Face checkpoint folder')
     .option('--json', 'print the summary as JSON')
     .option('--tensors', 'list every tensor (the JSON always does)')
-    .action(async (model: string, cmdOpts: { json?: boolean; tensors?: boolean }) => inspect(model, cmdOpts));
+    .option('--expert-memory <size>', "what this expert budget implies (4GiB, 25%, all): experts held at once, what stays resident")
+    .action(async (model: string, cmdOpts: { json?: boolean; tensors?: boolean; expertMemory?: string }) => inspect(model, cmdOpts));
   program
     .command('convert')
     .description('convert a Hugging Face checkpoint folder (config.json, safetensors, tokenizer.json) to a GGUF file')

@@ -13,7 +13,6 @@
  * References: Eliseev & Mazur 2023, "Fast Inference of Mixture-of-Experts Language Models with
  * Offloading" (LRU expert cache + speculative loading); Hwang et al. 2024, "Pre-gated MoE".
  */
-import { GGMLType } from '../core/dtypes.js';
 import { SwitchyardError } from '../core/errors.js';
 import { fmtBytes } from '../core/heap.js';
 import { Tensor } from '../core/tensor.js';
@@ -47,6 +46,8 @@ export interface ExpertCacheOptions {
   readonly biases?: ReadonlyMap<string, Tensor>;
   /** Bytes of slots the first heap may hold (it also holds activations). */
   readonly firstHeapBytes?: number;
+  /** Bytes every further heap keeps free (kernel scratch, activation copies). */
+  readonly heapHeadroomBytes?: number;
 }
 
 const FREE = 0;
@@ -123,14 +124,21 @@ export class ExpertCache {
         `an expert cache of ${o.slots} slots is below the minimum of ${K} (${fmtBytes(K * layout.slotBytes)}): one layer's ${K} active experts must fit at once`,
       );
     }
-    // Slots: the first heap (within its cap), then whole further heaps.
-    const first = devices.devices[0] as DeviceSet['devices'][0];
-    first.heap.arena('expert cache', Math.max(0, o.firstHeapBytes ?? first.heap.freeBytes));
+    // Slots: the first heap (within its cap), then further heaps, each keeping room for the
+    // kernel scratch and activation copies of the expert calls it will run.
     const byDevice = new Map<number, number[]>();
-    for (let i = 0; i < o.slots; i++) {
-      const t = await devices.allocWeight(GGMLType.I8, [layout.slotBytes], `expert slot ${i}`, 'expert cache');
-      const d = devices.devices.findIndex((dev) => dev.heap === t.heap);
-      byDevice.set(d, [...(byDevice.get(d) ?? []), t.offset]);
+    let made = 0;
+    for (let d = 0; made < o.slots; d++) {
+      const device = d < devices.devices.length ? (devices.devices[d] as DeviceSet['devices'][0]) : await devices.addDevice();
+      const heap = device.heap;
+      const room = d === 0 ? (o.firstHeapBytes ?? heap.freeBytes) : heap.freeBytes - (o.heapHeadroomBytes ?? 0);
+      const arena = heap.arena('expert cache', Math.max(0, room));
+      const offsets: number[] = [];
+      while (made < o.slots && arena.usedBytes + layout.slotBytes <= arena.limitBytes && heap.largestFreeBlock >= layout.slotBytes) {
+        offsets.push(arena.alloc(layout.slotBytes, `expert slot ${made}`).offset);
+        made++;
+      }
+      if (offsets.length) byDevice.set(d, offsets);
     }
     const groups: Group[] = [];
     for (const [device, offsets] of [...byDevice].sort((a, b) => a[0] - b[0])) {
@@ -208,7 +216,7 @@ export class ExpertCache {
       const device = this.devices.devices[g.device] as DeviceSet['devices'][0];
       if (t.heap === device.heap) g.biases.set(name, t);
       else {
-        const a = device.heap.arena('expert cache').alloc(t.byteLength, `copy of ${name}`);
+        const a = device.heap.arena('expert biases').alloc(t.byteLength, `copy of ${name}`);
         const copy = new Tensor(device.heap, a.offset, t.type, t.shape, a);
         copy.bytes.set(t.bytes);
         g.biases.set(name, copy);

@@ -90,6 +90,20 @@ export class DeviceSet {
     return got;
   }
 
+  /** Adds an empty device (a new heap with its own kernels), within `maxDevices`. */
+  async addDevice(): Promise<Device> {
+    if (this.devices.length >= this.maxDevices) {
+      throw new OutOfMemoryError(
+        `cannot add a heap: ${this.devices.length} heaps are the limit`,
+        { bytes: 0, purpose: 'heap', arena: '' },
+        { freeBytes: 0, largestFreeBlock: 0, capacityBytes: this.devices.reduce((s, d) => s + d.heap.maxBytes, 0) },
+      );
+    }
+    const d = await createDevice(this.options);
+    this.devices.push(d);
+    return d;
+  }
+
   /**
    * `t` on `device`: itself when it is already there, else a copy in the device's
    * "activations" arena (the caller frees it with `arena.free(copy.allocation)` or a reset).

@@ -154,6 +154,7 @@ export class Model {
           ...(settings.ioThreads !== undefined ? { ioThreads: settings.ioThreads } : {}),
           biases,
           firstHeapBytes: Math.max(0, first.heap.freeBytes - headroom),
+          heapHeadroomBytes: Math.min(ACTIVATION_HEADROOM_BYTES, first.heap.maxBytes * ACTIVATION_HEADROOM_SHARE),
         });
         const lookahead = settings.prefetch === false ? undefined : (settings.prefetch ?? 1);
         offload = { cache: expertCache, ...(lookahead !== undefined ? { lookahead } : {}), ...(settings.cacheAware ? { cacheAware: settings.cacheAware } : {}) };
@@ -214,7 +215,7 @@ export class Model {
       this.devices.devices.reduce((n, d) => n + (d.heap.arenaUsage().find((a) => a.name === arena)?.usedBytes ?? 0), 0);
     return {
       weights: sum('weights') + sum('weights (f32)'),
-      expertCache: sum('expert cache'),
+      expertCache: sum('expert cache') + sum('expert biases'),
       kvCache: sum('kv cache'),
       activations: sum('activations'),
       heaps: this.devices.devices.length,

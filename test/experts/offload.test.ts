@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { findDefaultModel } from '../../src/api/default-model.js';
+import { type GenerateStats, loadModel } from '../../src/api/model.js';
 import { type ExpertLayout, ExpertMemoryError, expertLayout, minimumExpertMemory } from '../../src/experts/layout.js';
 import { GGUFFile } from '../../src/formats/gguf/reader.js';
 import { modelConfigFromGGUF } from '../../src/models/config.js';
@@ -200,3 +201,42 @@ describe('expert offloading on golden models', () => {
   }
 });
 
+
+describe('the library API with an expert cache', () => {
+  it('reports the plan, memory by kind, and per-generation cache statistics', async () => {
+    const model = await loadModel(TINY, { threads: 2, contextLength: 64, expertMemory: '25%', expertCache: { policy: 'lfu', prefetch: 2 } });
+    try {
+      expect(model.info.expertMemory).toMatchObject({ resident: false, slots: 16, share: 0.25, policy: 'lfu', allocation: 'shared', prefetch: 2 });
+      const mem = model.memory();
+      expect(mem.expertCache).toBe(16 * (model.info.expertMemory?.slotBytes ?? 0));
+      expect(mem.weights).toBeLessThan(4 << 20); // the 9 MiB of experts stay in the file
+      const before = model.expertStats();
+      let stats: GenerateStats | undefined;
+      for await (const e of model.generate('The state of the Union', { maxTokens: 8, temperature: 0 })) if (e.type === 'done') stats = e.stats;
+      const st = stats?.experts;
+      expect(st).toBeDefined();
+      // the prompt in one step, then every sampled token but the last
+      expect(st?.tokens).toBe((stats?.promptTokens ?? 0) + (stats?.generatedTokens ?? 0) - 1);
+      expect(st?.needed).toBe((model.expertStats()?.needed ?? 0) - (before?.needed ?? 0));
+      model.resetExpertStats();
+      expect(model.expertStats()?.needed).toBe(0);
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('profileExperts counts K selections per token in every layer', async () => {
+    const model = await loadModel(TINY, { threads: 2, contextLength: 64 });
+    try {
+      const p = await model.profileExperts('We the People of the United States, in Order to form a more perfect Union. '.repeat(8), { ctx: 32, top: 5 });
+      expect(p.layers.map((l) => l.layer)).toEqual([0, 1, 2, 3]);
+      for (const l of p.layers) expect(l.counts.reduce((a, b) => a + b, 0)).toBe(2 * p.tokens);
+      expect(p.pin).toHaveLength(5);
+      const top = p.layers.flatMap((l) => l.counts.map((n) => n)).sort((a, b) => b - a)[0];
+      const first = p.pin[0] as { layer: number; expert: number };
+      expect(p.layers[first.layer]?.counts[first.expert]).toBe(top);
+    } finally {
+      await model.close();
+    }
+  });
+});
