@@ -1,7 +1,6 @@
 /**
  * Switchyard's public API. Everything a user imports comes from here; types included.
- * Data flows one way: file -> weights -> model -> router -> experts -> tokens. Today the
- * compute core is in place: heaps and tensors, the kernel backends and their devices.
+ * Data flows one way: file -> weights -> model -> router -> experts -> tokens.
  */
 export { DTYPES, GGMLType, KERNEL_DTYPES, dtypeByName, dtypeInfo, rowBytes, dotRowBytes } from './core/dtypes.js';
 export type { DTypeInfo, GGMLTypeName } from './core/dtypes.js';
@@ -129,9 +128,11 @@ export type {
   LoadModelOptions,
   LoadProgress,
   LoadedModel,
+  MemoryReport,
   ModelInfo,
   PerplexityOptions,
   PerplexityResult,
+  ProfileOptions,
 } from './api/model.js';
 export { SAMPLER_DEFAULTS, Sampler, argmax, seededRandom } from './generate/sampler.js';
 export type { Candidates, SamplerOptions } from './generate/sampler.js';
@@ -139,10 +140,33 @@ export { StopStrings, stopTokenSet } from './generate/stop.js';
 export type { StopStep, TokenText } from './generate/stop.js';
 export { ContextLengthError } from './generate/kv-cache.js';
 export { Model } from './models/model.js';
-export type { ModelLoadOptions } from './models/model.js';
+export type { ExpertCacheSettings, ModelLoadOptions } from './models/model.js';
 export { ARCHITECTURES } from './models/registry.js';
 export { route } from './router/route.js';
 export type { RouterOptions, Routing } from './router/route.js';
+export { routeCacheAware } from './router/cache-aware.js';
+export type { CacheAwareOptions, CacheAwareRouting } from './router/cache-aware.js';
+
+// Expert offloading: the expert cache, its reads, policies, budgets, statistics and profiles.
+export { ExpertCache, ExpertCacheError } from './experts/cache.js';
+export type { ExpertCacheOptions, ExpertRef, SlotAllocation } from './experts/cache.js';
+export { ExpertReader, ExpertReadError } from './experts/io.js';
+export type { ExpertReaderOptions, ReadRange } from './experts/io.js';
+export {
+  ExpertMemoryError,
+  expertLayout,
+  fullExpertMemory,
+  minimumExpertMemory,
+  parseExpertMemory,
+  planExpertMemory,
+} from './experts/layout.js';
+export type { ExpertLayout, ExpertMemoryPlan, ExpertMemoryRequest, LayerExperts } from './experts/layout.js';
+export { POLICY_NAMES, createPolicy } from './experts/policy.js';
+export type { CachePolicy, PolicyName } from './experts/policy.js';
+export { ExpertProfileError, makeProfile, mostUsed, readExpertProfile } from './experts/profile.js';
+export type { ExpertProfile } from './experts/profile.js';
+export { expertCacheRates, formatExpertStats, statsSince } from './experts/stats.js';
+export type { ExpertCacheRates, ExpertCacheStats } from './experts/stats.js';
 
 // The embedded default model (trained by Switchyard: recipes/tiny-moe.json).
 export { DEFAULT_MODEL_FILE, defaultModelPath, findDefaultModel } from './api/default-model.js';

@@ -118,6 +118,8 @@ export class ExpertCache {
    */
   static async create(layout: ExpertLayout, files: readonly string[], devices: DeviceSet, o: ExpertCacheOptions): Promise<ExpertCache> {
     const K = layout.used;
+    const seen = new Set<string>();
+    const pins = (o.pin ?? []).filter((p) => !seen.has(`${p.layer}/${p.expert}`) && !!seen.add(`${p.layer}/${p.expert}`));
     const moeLayers = layout.layers.filter((l): l is LayerExperts => !!l).map((l) => l.layer);
     if (!Number.isInteger(o.slots) || o.slots < K) {
       throw new ExpertMemoryError(
@@ -162,9 +164,9 @@ export class ExpertCache {
       policy: o.policy ?? 'lru',
     });
     try {
-      cache.assignLayers(moeLayers, o.pin ?? []);
+      cache.assignLayers(moeLayers, pins);
       cache.copyBiases(o.biases ?? new Map());
-      cache.pinExperts(o.pin ?? []);
+      cache.pinExperts(pins);
     } catch (e) {
       await reader.close();
       throw e;
@@ -380,6 +382,7 @@ export class ExpertCache {
     for (const e of experts) {
       if (started >= max) break;
       if (e < 0 || e >= L.count || this.byKey.has(this.key(il, e))) continue;
+      if (this.inFlightSlots.size >= this.reader.maxTickets / 2) break; // keep tickets for demand reads
       const s = this.takeSlot(il, true);
       if (!s) break;
       this.startRead(s, il, e);
