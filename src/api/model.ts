@@ -105,10 +105,28 @@ class GGUFModel implements LoadedModel, Evaluator {
     if (tokens.length === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', 'profileExperts: the text is empty');
     const release = this.acquire('profileExperts');
     const counts = new Map<number, number[]>();
-    this.model.onRouting = (layer, r) => {
-      let c = counts.get(layer);
-      if (!c) counts.set(layer, (c = new Array(moe.expertCount).fill(0)));
+    const peaks = new Map<number, number[]>();
+    const D = this.model.config.embeddingLength;
+    this.model.onRouting = (layer, r, expertOutputs) => {
+      const c = counts.get(layer) ?? new Array(moe.expertCount).fill(0);
+      const p = peaks.get(layer) ?? new Array(moe.expertCount).fill(0);
+      counts.set(layer, c);
+      peaks.set(layer, p);
       for (const e of r.ids) if (e >= 0) c[e] = (c[e] as number) + 1;
+      // Each selected expert alone on its tokens: the largest |output| it produces.
+      const K = moe.expertUsedCount;
+      const T = r.ids.length / K;
+      for (let k = 0; k < K; k++) {
+        const ids = Int32Array.from({ length: T }, (_, t) => r.ids[t * K + k] as number);
+        const out = expertOutputs(ids);
+        for (let t = 0; t < T; t++) {
+          const e = ids[t] as number;
+          if (e < 0) continue;
+          let peak = p[e] as number;
+          for (let d = t * D; d < (t + 1) * D; d++) peak = Math.max(peak, Math.abs(out[d] as number));
+          p[e] = peak;
+        }
+      }
     };
     try {
       for (let at = 0; at < tokens.length; at += ctx) {
@@ -121,7 +139,7 @@ class GGUFModel implements LoadedModel, Evaluator {
       release();
     }
     const layers = counts.size;
-    return makeProfile(this.info.path, tokens.length, counts, options.top ?? layers * moe.expertUsedCount);
+    return makeProfile(this.info.path, tokens.length, counts, peaks, options.top ?? layers * moe.expertUsedCount);
   }
 
   memory(): MemoryReport {

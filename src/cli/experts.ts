@@ -12,7 +12,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { fmtBytes } from '../core/heap.js';
 import { parseExpertMemory } from '../experts/layout.js';
 import { POLICY_NAMES, type PolicyName } from '../experts/policy.js';
-import { readExpertProfile } from '../experts/profile.js';
+import { readExpertProfile, SUPER_EXPERT_RATIO } from '../experts/profile.js';
 import { formatExpertStats } from '../experts/stats.js';
 import { modelArgument, numberFlag, openModel } from './generate.js';
 import type { GlobalOptions } from './options.js';
@@ -138,7 +138,16 @@ export async function expertsCommand(modelArg: string | undefined, flags: Expert
           .join('  ')}${unused ? `  (${unused} never used)` : ''}`,
       );
     }
-    lines.push(`pin list: the ${profile.pin.length} most used experts${flags.out ? ` (written to ${flags.out}; use it with --pin)` : ' (--out FILE writes the profile for --pin)'}`);
+    const supers = profile.superExperts ?? [];
+    const peakOf = (r: { layer: number; expert: number }) => profile.layers.find((l) => l.layer === r.layer)?.peaks?.[r.expert] ?? 0;
+    lines.push(
+      supers.length
+        ? `super experts (peak output >= ${SUPER_EXPERT_RATIO}x the median): ${supers.map((r) => `block ${r.layer} #${r.expert} (${peakOf(r).toFixed(1)})`).join(', ')}`
+        : `no super experts (no expert's peak output reaches ${SUPER_EXPERT_RATIO}x the median)`,
+    );
+    lines.push(
+      `pin list: ${profile.pin.length} experts (super experts, then the most used)${flags.out ? `, written to ${flags.out}; use it with --pin` : '; --out FILE writes the profile for --pin'}`,
+    );
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await model.close();

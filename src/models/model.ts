@@ -20,14 +20,13 @@ import {
 } from '../experts/layout.js';
 import type { PolicyName } from '../experts/policy.js';
 import type { CacheAwareOptions } from '../router/cache-aware.js';
-import type { Routing } from '../router/route.js';
 import { i32Tensor } from '../core/tensor.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
 import { KVCache, type KVCacheType } from '../generate/kv-cache.js';
 import type { KernelChoice } from '../kernels/device.js';
 import { DeviceSet } from '../kernels/device-set.js';
 import { type ModelConfig, modelConfigFromGGUF, UnsupportedArchitectureError } from './config.js';
-import type { ExpertOffload, Step } from './nn/layers.js';
+import type { ExpertOffload, RoutingObserver, Step } from './nn/layers.js';
 import { ARCHITECTURES, type Forward } from './registry.js';
 import { type LoadProgress, ModelWeights } from './weights.js';
 
@@ -85,7 +84,7 @@ export interface ExpertCacheSettings {
 export class Model {
   private readonly activations: Arena;
   /** Called with every MoE layer's routing while set (expert profiles, routing traces). */
-  onRouting: ((layer: number, routing: Routing) => void) | undefined;
+  onRouting: RoutingObserver | undefined;
 
   private constructor(
     readonly path: string,

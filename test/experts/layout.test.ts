@@ -18,7 +18,7 @@ import {
   planExpertMemory,
   type ExpertLayout,
 } from '../../src/experts/layout.js';
-import { ExpertProfileError, makeProfile, mostUsed, readExpertProfile } from '../../src/experts/profile.js';
+import { ExpertProfileError, makeProfile, mostUsed, readExpertProfile, superExperts } from '../../src/experts/profile.js';
 import { GGUFFile } from '../../src/formats/gguf/reader.js';
 import { goldenPath, skipGolden } from '../helpers/golden.js';
 
@@ -135,7 +135,7 @@ describe('expert profiles', () => {
       [0, [5, 0, 9, 9]],
       [1, [9, 1, 2, 3]],
     ]);
-    const p = makeProfile('m.gguf', 100, counts, 4);
+    const p = makeProfile('m.gguf', 100, counts, new Map(), 4);
     const brute = [...counts]
       .flatMap(([layer, c]) => c.map((n, expert) => ({ layer, expert, n })))
       .sort((a, b) => b.n - a.n || a.layer - b.layer || a.expert - b.expert)
@@ -146,6 +146,26 @@ describe('expert profiles', () => {
     const file = path.join(dir, 'p.json');
     writeFileSync(file, JSON.stringify(p));
     expect(readExpertProfile(file)).toEqual(p);
+  });
+
+  it('finds super experts (peak output >= 8x the median of used experts) and pins them first', () => {
+    const counts = new Map([
+      [0, [5, 3, 1, 0]],
+      [1, [2, 2, 9, 1]],
+    ]);
+    const peaks = new Map([
+      [0, [1, 1.5, 40, 0]],
+      [1, [2, 1, 1.2, 7.9]],
+    ]);
+    const p = makeProfile('m.gguf', 10, counts, peaks, 3);
+    // median of the 7 used peaks (1, 1, 1.2, 1.5, 2, 7.9, 40) is 1.5: the threshold is 12
+    expect(superExperts(p.layers)).toEqual([{ layer: 0, expert: 2 }]);
+    expect(p.superExperts).toEqual([{ layer: 0, expert: 2 }]);
+    expect(p.pin).toEqual([
+      { layer: 0, expert: 2 },
+      { layer: 1, expert: 2 },
+      { layer: 0, expert: 0 },
+    ]);
   });
 
   it.each([

@@ -39,8 +39,15 @@ export interface Step {
   /** Routed experts read from the file through a cache (absent: every expert is resident). */
   readonly offload?: ExpertOffload;
   /** Sees every MoE layer's final routing (ids, weights [T, K]): profiles and traces. */
-  readonly onRouting?: (layer: number, routing: Routing) => void;
+  readonly onRouting?: RoutingObserver;
 }
+
+/**
+ * Called with a layer's routing, and `expertOutputs(ids)`, which runs expert ids[t] alone on
+ * token t (ids [T]; negative = none) and returns the unweighted outputs [T, D] (expert profiles
+ * look for the experts whose outputs carry massive activations).
+ */
+export type RoutingObserver = (layer: number, routing: Routing, expertOutputs: (ids: Int32Array) => Float32Array) => void;
 
 /** How a model with an expert cache runs its routed experts. */
 export interface ExpertOffload {
@@ -271,8 +278,7 @@ export function routerOptions(s: Step, il: number): RouterOptions {
  * the layer's slots; rows are independent, so the result is the resident run's bit for bit).
  */
 export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivation = { kind: 'silu' }): Tensor {
-  const m = s.config.moe;
-  if (!m) throw new Error('moeFFN: the model has no experts');
+  if (!s.config.moe) throw new Error('moeFFN: the model has no experts');
   const logits = dense(s, x, `blk.${il}.ffn_gate_inp`); // [T, E]
   const options = routerOptions(s, il);
   const off = s.offload;
@@ -282,10 +288,16 @@ export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivat
     off.cache.countRouting(r.substituted, r.dropped);
     routing = r;
   }
-  s.onRouting?.(il, routing);
-  if (!off) return runExperts(s, x, s.weights.experts(il, m.expertCount), routing, activation);
+  s.onRouting?.(il, routing, (ids) => routedExperts(s, x, il, { ids, weights: new Float32Array(ids.length).fill(1) }, activation).f32().slice());
+  return routedExperts(s, x, il, routing, activation);
+}
+
+/** Σ_k weights[t, k] · expert_{ids[t, k]}(x[t]) from the resident stacks, or through the expert cache. */
+function routedExperts(s: Step, x: Tensor, il: number, routing: Routing, activation: ExpertActivation): Tensor {
+  const off = s.offload;
+  if (!off) return runExperts(s, x, s.weights.experts(il, s.config.moe?.expertCount ?? 0), routing, activation);
   const out = newF32(s, x.shape);
-  const K = options.used;
+  const K = routing.ids.length / s.T;
   off.cache.forEachResident(il, routing.ids, s.T, (t0, n, experts) => {
     const part = { ids: routing.ids.subarray(t0 * K, (t0 + n) * K), weights: routing.weights.subarray(t0 * K, (t0 + n) * K) };
     runExpertsInto(s, out.slice(t0, n), x.slice(t0, n), experts, part, activation);
