@@ -234,7 +234,11 @@ describe('the library API with an expert cache', () => {
       for (const l of p.layers) expect(l.counts.reduce((a, b) => a + b, 0)).toBe(2 * p.tokens);
       expect(p.pin.length).toBeGreaterThanOrEqual(5);
       // An expert has a peak output exactly when tokens selected it.
-      for (const l of p.layers) l.counts.forEach((n, e) => expect((l.peaks?.[e] ?? 0) > 0, `block ${l.layer} expert ${e}`).toBe(n > 0));
+      for (const l of p.layers) {
+        l.counts.forEach((n, e) => {
+          expect((l.peaks?.[e] ?? 0) > 0, `block ${l.layer} expert ${e}`).toBe(n > 0);
+        });
+      }
       const top = p.layers.flatMap((l) => l.counts.map((n) => n)).sort((a, b) => b - a)[0];
       const first = p.pin[p.superExperts?.length ?? 0] as { layer: number; expert: number };
       expect(p.layers[first.layer]?.counts[first.expert]).toBe(top);
