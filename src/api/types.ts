@@ -54,7 +54,7 @@ export interface MemoryReport {
   /** Expert cache slots (0 when every expert is resident). */
   expertCache: number;
   kvCache: number;
-  /** Activations and scratch of the current step (0 between steps). */
+  /** The most a step's activations and kernel scratch have taken so far (freed between steps). */
   activations: number;
   /** wasm memories in use (each at most 4 GiB). */
   heaps: number;

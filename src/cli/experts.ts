@@ -89,7 +89,12 @@ export function expertMemoryLine(info: ModelInfo): string | undefined {
 export function printExpertStats(model: LoadedModel, flags: ExpertFlags): void {
   if (!flags.stats) return;
   const s = model.expertStats();
-  process.stderr.write(`${s ? formatExpertStats(s) : 'expert cache: none (every expert is resident)'}\n`);
+  const m = model.memory();
+  process.stderr.write(
+    `${s ? formatExpertStats(s) : 'expert cache: none (every expert is resident)'}\n` +
+      `memory: ${fmtBytes(m.weights)} resident weights, ${fmtBytes(m.expertCache)} expert cache, ${fmtBytes(m.kvCache)} KV cache, ` +
+      `${fmtBytes(m.activations)} activations at most (${m.heaps} wasm ${m.heaps === 1 ? 'memory' : 'memories'})\n`,
+  );
 }
 
 // ---- switchyard experts --------------------------------------------------------------

@@ -106,8 +106,8 @@ export class Heap {
   }
 
   /** Usage per arena, for reports. */
-  arenaUsage(): { name: string; usedBytes: number; limitBytes: number }[] {
-    return [...this.arenas.values()].map((a) => ({ name: a.name, usedBytes: a.usedBytes, limitBytes: a.limitBytes }));
+  arenaUsage(): { name: string; usedBytes: number; peakBytes: number; limitBytes: number }[] {
+    return [...this.arenas.values()].map((a) => ({ name: a.name, usedBytes: a.usedBytes, peakBytes: a.peakBytes, limitBytes: a.limitBytes }));
   }
 
   /** @internal Arena.alloc is the public path. Returns an offset or -1. */
@@ -170,6 +170,8 @@ export class Heap {
 export class Arena {
   private readonly live = new Set<Allocation>();
   usedBytes = 0;
+  /** The most this arena has held at once. */
+  peakBytes = 0;
 
   constructor(
     readonly heap: Heap,
@@ -200,6 +202,7 @@ export class Arena {
     const a: Allocation = { heap: this.heap, offset, bytes: size, arena: this, purpose };
     this.live.add(a);
     this.usedBytes += size;
+    this.peakBytes = Math.max(this.peakBytes, this.usedBytes);
     return a;
   }
 

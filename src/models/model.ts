@@ -208,15 +208,21 @@ export class Model {
     }
   }
 
-  /** Bytes in use by kind, over every heap (resident weights, expert cache, KV cache, activations). */
+  /**
+   * Bytes by kind over every heap: resident weights, expert cache, KV cache, and the peak of a
+   * step's activations and kernel scratch so far (they are freed between steps).
+   */
   memory(): { weights: number; expertCache: number; kvCache: number; activations: number; heaps: number } {
-    const sum = (arena: string) =>
-      this.devices.devices.reduce((n, d) => n + (d.heap.arenaUsage().find((a) => a.name === arena)?.usedBytes ?? 0), 0);
+    const sum = (arena: string, peak = false) =>
+      this.devices.devices.reduce((n, d) => {
+        const a = d.heap.arenaUsage().find((x) => x.name === arena);
+        return n + (a ? (peak ? a.peakBytes : a.usedBytes) : 0);
+      }, 0);
     return {
       weights: sum('weights') + sum('weights (f32)'),
       expertCache: sum('expert cache') + sum('expert biases'),
       kvCache: sum('kv cache'),
-      activations: sum('activations'),
+      activations: sum('activations', true) + sum('scratch', true),
       heaps: this.devices.devices.length,
     };
   }

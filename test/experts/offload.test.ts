@@ -218,6 +218,7 @@ describe('the library API with an expert cache', () => {
       // the prompt in one step, then every sampled token but the last
       expect(st?.tokens).toBe((stats?.promptTokens ?? 0) + (stats?.generatedTokens ?? 0) - 1);
       expect(st?.needed).toBe((model.expertStats()?.needed ?? 0) - (before?.needed ?? 0));
+      expect(model.memory().activations).toBeGreaterThan(0); // a step's peak, kept after the step
       model.resetExpertStats();
       expect(model.expertStats()?.needed).toBe(0);
     } finally {
