@@ -133,6 +133,7 @@ export type {
   PerplexityOptions,
   PerplexityResult,
   ProfileOptions,
+  TraceOptions,
 } from './api/model.js';
 export { SAMPLER_DEFAULTS, Sampler, argmax, seededRandom } from './generate/sampler.js';
 export type { Candidates, SamplerOptions } from './generate/sampler.js';
@@ -146,6 +147,43 @@ export { route } from './router/route.js';
 export type { RouterOptions, Routing } from './router/route.js';
 export { routeCacheAware } from './router/cache-aware.js';
 export type { CacheAwareOptions, CacheAwareRouting } from './router/cache-aware.js';
+export { activeExperts, checkRoutingControls, routeWithControls } from './router/adaptive.js';
+export type { RoutingControls } from './router/adaptive.js';
+export {
+  RoutingTraceError,
+  TraceRecorder,
+  decodeTraceBinary,
+  encodeTraceBinary,
+  readTrace,
+  readTraceJSONL,
+  writeTrace,
+  writeTraceJSONL,
+} from './router/trace.js';
+export type { RoutingTrace } from './router/trace.js';
+export {
+  analyzeTrace,
+  expertLoad,
+  formatAnalysis,
+  interLayerAffinity,
+  routerEntropy,
+  routingConsistency,
+  simulateCache,
+  traceSuperExperts,
+} from './router/analysis.js';
+export type { TraceAnalysis } from './router/analysis.js';
+export { renderReport } from './router/report.js';
+export {
+  SteeringError,
+  activationFrequency,
+  makeSteeringProfile,
+  rankByFrequencyDifference,
+  rankByNPMI,
+  readSteeringProfile,
+  writeSteeringProfile,
+} from './router/steering.js';
+export type { SteeringProfile } from './router/steering.js';
+export { CONTRAST_DEFAULTS, contrastLogits } from './generate/contrast.js';
+export type { ContrastOptions } from './generate/contrast.js';
 
 // Expert offloading: the expert cache, its reads, policies, budgets, statistics and profiles.
 export { ExpertCache, ExpertCacheError } from './experts/cache.js';

@@ -13,7 +13,11 @@
  */
 import { SwitchyardError } from '../core/errors.js';
 import { type ExpertProfile, makeProfile } from '../experts/profile.js';
+import { contrastLogits } from '../generate/contrast.js';
+import type { KVCache } from '../generate/kv-cache.js';
 import { Model } from '../models/model.js';
+import { checkRoutingControls, type RoutingControls } from '../router/adaptive.js';
+import { type RoutingTrace, TraceRecorder } from '../router/trace.js';
 import { type ChatMessage, type ChatTemplate, chatTemplateFor } from '../tokenizer/chat-template.js';
 import { type Tokenizer, tokenizerFromGGUF } from '../tokenizer/tokenizer.js';
 import { summarizeGGUF } from '../weights/summary.js';
@@ -31,6 +35,7 @@ import type {
   PerplexityOptions,
   PerplexityResult,
   ProfileOptions,
+  TraceOptions,
 } from './types.js';
 
 export type * from './types.js';
@@ -60,6 +65,8 @@ class GGUFModel implements LoadedModel, Evaluator {
   private busy: string | undefined;
   private isClosed = false;
   private template: ChatTemplate | undefined;
+  /** The weak sequence of self-contrast decoding (made on first use). */
+  private weakCache: KVCache | undefined;
 
   constructor(
     private readonly model: Model,
@@ -95,6 +102,86 @@ class GGUFModel implements LoadedModel, Evaluator {
         ...(off ? { policy: off.cache.options.policy, allocation: off.cache.options.allocation, prefetch: off.lookahead ?? false } : {}),
       };
     }
+  }
+
+  /** The Evaluator of one request: routing controls and, for self-contrast, the weak sequence's logits. */
+  private evaluator(routing?: RoutingControls, contrast?: GenerateOptions['contrast']): Evaluator {
+    if (routing) checkRoutingControls(routing, this.model.config.moe?.expertCount ?? 1);
+    if (!routing && !contrast) return this;
+    const model = this.model;
+    const V = model.config.vocabSize;
+    let weak: { cache: KVCache; routing: RoutingControls } | undefined;
+    if (contrast) {
+      if (!model.config.moe) throw new SwitchyardError('E_UNSUPPORTED', `contrast: ${this.info.path} has no routed experts`);
+      const rank = contrast.weakRank ?? Math.min(model.config.moe.expertUsedCount + 1, model.config.moe.expertCount);
+      checkRoutingControls({ onlyRank: rank }, model.config.moe.expertCount);
+      this.weakCache ??= model.newKVCache();
+      weak = { cache: this.weakCache, routing: { onlyRank: rank } };
+    }
+    const isClosed = () => this.isClosed;
+    return {
+      vocabSize: V,
+      contextLength: model.cache.size,
+      get closed() {
+        return isClosed();
+      },
+      eval: (tokens, pos, o = {}) => {
+        const strong = model.eval(tokens, pos, { ...o, ...(routing ? { routing } : {}) });
+        if (!weak || !contrast) return strong;
+        const w = model.eval(tokens, pos, { ...o, cache: weak.cache, routing: weak.routing });
+        const out = new Float32Array(strong.length);
+        for (let r = 0; r < strong.length / V; r++) {
+          out.set(contrastLogits(strong.subarray(r * V, (r + 1) * V), w.subarray(r * V, (r + 1) * V), contrast), r * V);
+        }
+        return out;
+      },
+      expertStats: () => this.expertStats(),
+    };
+  }
+
+  async traceRouting(text: string, options: TraceOptions = {}): Promise<RoutingTrace> {
+    const c = this.model.config;
+    const moe = c.moe;
+    if (!moe) throw new SwitchyardError('E_UNSUPPORTED', `traceRouting: ${this.info.path} has no routed experts`);
+    if (options.routing) checkRoutingControls(options.routing, moe.expertCount);
+    const ctx = Math.min(options.ctx ?? 512, this.model.cache.size);
+    const tokens = this.tokenize(text);
+    if (tokens.length === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', 'traceRouting: the text is empty');
+    const layers = Array.from({ length: c.blockCount }, (_, il) => il).filter((il) => this.model.weights.has(`blk.${il}.ffn_gate_inp.weight`));
+    const widest = options.routing ? Math.max(moe.expertUsedCount, options.routing.topK ?? 0, ...Object.values(options.routing.topKPerLayer ?? {}), options.routing.topP?.maxK ?? (options.routing.topP ? moe.expertCount : 0)) : moe.expertUsedCount;
+    const recorder = new TraceRecorder({ model: this.info.path, architecture: c.architecture, layers, experts: moe.expertCount, used: widest });
+    const D = c.embeddingLength;
+    const release = this.acquire('traceRouting');
+    this.model.onRouting = (layer, r, expertOutputs, logits) => {
+      recorder.record(layer, r.ids, r.weights, logits);
+      if (!options.peaks) return;
+      const K = r.ids.length / (logits.length / moe.expertCount);
+      const T = r.ids.length / K;
+      const peaks = new Float32Array(moe.expertCount);
+      for (let k = 0; k < K; k++) {
+        const ids = Int32Array.from({ length: T }, (_, t) => r.ids[t * K + k] as number);
+        const out = expertOutputs(ids);
+        for (let t = 0; t < T; t++) {
+          const e = ids[t] as number;
+          if (e < 0) continue;
+          for (let d = t * D; d < (t + 1) * D; d++) peaks[e] = Math.max(peaks[e] as number, Math.abs(out[d] as number));
+        }
+      }
+      recorder.recordPeaks(layer, peaks);
+    };
+    try {
+      for (let at = 0; at < tokens.length; at += ctx) {
+        const chunk = tokens.slice(at, at + ctx);
+        recorder.beginStep(chunk, chunk.map((id) => this.tokenizer.tokenToPiece(id)));
+        this.model.eval(chunk, 0, { last: true, ...(options.routing ? { routing: options.routing } : {}) });
+        options.onProgress?.(Math.min(tokens.length, at + ctx), tokens.length);
+        await new Promise((r) => setImmediate(r));
+      }
+    } finally {
+      this.model.onRouting = undefined;
+      release();
+    }
+    return recorder.finish();
   }
 
   async profileExperts(text: string, options: ProfileOptions = {}): Promise<ExpertProfile> {
@@ -180,7 +267,7 @@ class GGUFModel implements LoadedModel, Evaluator {
     const release = this.acquire('generate');
     try {
       const tokens = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecial: true, parseSpecial: true }) : prompt;
-      yield* generateTokens(this, this.tokenizer, tokens, options);
+      yield* generateTokens(this.evaluator(options.routing, options.contrast), this.tokenizer, tokens, options);
     } finally {
       release();
     }
@@ -192,10 +279,10 @@ class GGUFModel implements LoadedModel, Evaluator {
     yield* this.generate(this.tokenize(text, { addSpecial: true, parseSpecial: true }), options);
   }
 
-  logits(tokens: readonly number[]): Float32Array {
+  logits(tokens: readonly number[], options: { routing?: RoutingControls } = {}): Float32Array {
     const release = this.acquire('logits');
     try {
-      return this.model.eval(tokens, 0);
+      return this.evaluator(options.routing).eval(tokens, 0);
     } finally {
       release();
     }
@@ -209,7 +296,7 @@ class GGUFModel implements LoadedModel, Evaluator {
         throw new SwitchyardError('E_UNSUPPORTED', `perplexity: ${this.info.path} appends EOS to every text; llama-perplexity refuses such vocabularies`);
       }
       const tokens = this.tokenize(text, { addSpecial: true, parseSpecial: false });
-      return await perplexityOfTokens(this, tokens, this.tokenizer.addBos ? this.tokenizer.bos : null, options);
+      return await perplexityOfTokens(this.evaluator(options.routing), tokens, this.tokenizer.addBos ? this.tokenizer.bos : null, options);
     } finally {
       release();
     }

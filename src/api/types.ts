@@ -4,6 +4,8 @@
  * over these. Implementation: src/api/model.ts.
  */
 import type { ExpertProfile } from '../experts/profile.js';
+import type { RoutingControls } from '../router/adaptive.js';
+import type { RoutingTrace } from '../router/trace.js';
 import type { ExpertCacheStats } from '../experts/stats.js';
 import type { KVCacheType } from '../generate/kv-cache.js';
 import type { ExpertCacheSettings } from '../models/model.js';
@@ -13,7 +15,7 @@ import type { LoadProgress } from '../models/weights.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
-export type { ExpertCacheSettings, ExpertCacheStats, ExpertProfile, KVCacheType, LoadProgress };
+export type { ExpertCacheSettings, ExpertCacheStats, ExpertProfile, KVCacheType, LoadProgress, RoutingControls, RoutingTrace };
 
 export interface LoadModelOptions {
   /** Positions the KV cache holds: the longest prompt + generation (default: the model's, at most 4096). */
@@ -133,6 +135,15 @@ export interface GenerateOptions {
   stopTokens?: number[];
   /** Aborts between tokens: generation ends with stopReason 'aborted' (no exception). */
   signal?: AbortSignal;
+  /** Routing controls for this request: top-k / top-p / skipping, banned, forced and scaled experts. */
+  routing?: RoutingControls;
+  /**
+   * Self-contrast decoding (SCMoE): each token's logits combine the normal routing's with those of
+   * a weak routing (only the expert of rank `weakRank`; default K + 1, the best unchosen expert,
+   * as the reference's Mixtral example), in a second KV cache. See
+   * src/generate/contrast.ts for the formula and the meaning of beta and alpha.
+   */
+  contrast?: { beta: number; alpha: number; weakRank?: number };
 }
 
 /**
@@ -171,6 +182,18 @@ export interface PerplexityOptions {
   chunks?: number;
   /** Called after each chunk with its index (0-based, chunks[i]) and the running perplexity. */
   onChunk?: (i: number, running: number) => void;
+  /** Routing controls (as GenerateOptions.routing). */
+  routing?: RoutingControls;
+}
+
+export interface TraceOptions {
+  /** Tokens per evaluation (default 512, at most the loaded context); each chunk is a fresh sequence. */
+  ctx?: number;
+  /** Routing controls while tracing. */
+  routing?: RoutingControls;
+  /** Also record each expert's peak output (runs every selected expert alone: K times the expert work). */
+  peaks?: boolean;
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface PerplexityResult {
@@ -201,7 +224,7 @@ export interface LoadedModel {
   /** Renders `messages` with the model's chat template (ChatML when it has none) and generates the reply. */
   chat(messages: ChatMessage[], options?: GenerateOptions): AsyncIterable<GenerateEvent>;
   /** Logits [T, V] of every position of `tokens`, run as a fresh sequence from position 0. */
-  logits(tokens: readonly number[]): Float32Array;
+  logits(tokens: readonly number[], options?: { routing?: RoutingControls }): Float32Array;
   /** Perplexity exactly as llama.cpp's llama-perplexity computes it (see src/api/perplexity.ts). */
   perplexity(text: string, options: PerplexityOptions): Promise<PerplexityResult>;
   /**
@@ -209,6 +232,8 @@ export interface LoadedModel {
    * the most used ones to pin in an expert cache (LoadModelOptions.expertCache.pin).
    */
   profileExperts(text: string, options?: ProfileOptions): Promise<ExpertProfile>;
+  /** The routing of every token of `text` at every MoE layer (src/router/trace.ts): ids, weights, top router logits, entropy. */
+  traceRouting(text: string, options?: TraceOptions): Promise<RoutingTrace>;
   /** Where the model's memory goes now. */
   memory(): MemoryReport;
   /** Expert cache counters since load or the last reset (undefined when every expert is resident). */

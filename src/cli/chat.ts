@@ -12,8 +12,9 @@ import type { ChatMessage } from '../tokenizer/chat-template.js';
 import { abortOnInterrupt, contextFlag, kvCacheFlag, modelArgument, openModel, type SamplingFlags, samplingOptions, statsLine, streamText } from './generate.js';
 import { type ExpertFlags, expertLoadOptions, printExpertStats } from './experts.js';
 import type { GlobalOptions } from './options.js';
+import { type RoutingFlags, routingOptions } from './routing.js';
 
-export interface ChatFlags extends SamplingFlags, ExpertFlags {
+export interface ChatFlags extends SamplingFlags, ExpertFlags, RoutingFlags {
   system?: string;
 }
 
@@ -21,7 +22,7 @@ const HELP = 'type a message and press Enter; /reset forgets the conversation, /
 
 export async function chatCommand(modelArg: string | undefined, flags: ChatFlags, global: GlobalOptions): Promise<void> {
   const file = modelArgument(modelArg, 'chat');
-  const options = samplingOptions(flags);
+  const options = { ...samplingOptions(flags), ...routingOptions(flags) };
   const contextLength = contextFlag(flags.ctx);
   const model = await openModel(file, global, { contextLength, kvCacheType: kvCacheFlag(flags.kvCache), ...expertLoadOptions(flags) });
   const interactive = process.stdin.isTTY === true;

@@ -24,6 +24,7 @@ import { fmtBytes } from '../core/heap.js';
 import { KV_CACHE_TYPES, type KVCacheType } from '../generate/kv-cache.js';
 import { type ExpertFlags, expertLoadOptions, expertMemoryLine, printExpertStats } from './experts.js';
 import type { GlobalOptions } from './options.js';
+import { type RoutingFlags, routingOptions } from './routing.js';
 
 // ---- flags ---------------------------------------------------------------------------
 
@@ -202,7 +203,7 @@ export function abortOnInterrupt(controller: AbortController): () => void {
 
 // ---- run -----------------------------------------------------------------------------
 
-export interface RunFlags extends SamplingFlags, ExpertFlags {
+export interface RunFlags extends SamplingFlags, ExpertFlags, RoutingFlags {
   prompt?: string; // -p
 }
 
@@ -230,7 +231,7 @@ export async function runCommand(first: string | undefined, second: string | und
     throw new InvalidArgumentError('run: give the prompt once: as an argument or with -p, not both');
   }
   prompt ??= flags.prompt;
-  const options = samplingOptions(flags);
+  const options = { ...samplingOptions(flags), ...routingOptions(flags) };
   const contextLength = contextFlag(flags.ctx);
   const kvCacheType = kvCacheFlag(flags.kvCache);
   file ??= modelArgument(undefined, 'run');

@@ -10,6 +10,15 @@ import { type ChatFlags, chatCommand } from './chat.js';
 import { KERNEL_CHOICES, parseKernelChoice, parseThreads } from '../kernels/device.js';
 import { convertCommand } from './convert.js';
 import { type ExpertsFlags, expertsCommand, withExpertOptions } from './experts.js';
+import {
+  type AnalyzeFlags,
+  analyzeCommand,
+  type SteerFlags,
+  steerCommand,
+  type TraceFlags,
+  traceCommand,
+  withRoutingOptions,
+} from './routing.js';
 import { type RunFlags, runCommand, withSamplingOptions } from './generate.js';
 import { info } from './info.js';
 import { inspect } from './inspect.js';
@@ -81,23 +90,23 @@ export function buildProgram(): Command {
     .option('--no-parse-special', 'read special-token text such as <|im_end|> as plain text')
     .option('--file <path>', 'read the text from a file')
     .action(async (model: string, text: string | undefined, cmdOpts: TokenizeOptions) => tokenize(model, text, cmdOpts));
-  withExpertOptions(withSamplingOptions(
+  withRoutingOptions(withExpertOptions(withSamplingOptions(
     program
       .command('run')
       .description('generate text: stream a continuation of the prompt, then print the speed')
       .argument('[model]', 'a GGUF file (with no model: the embedded default, once it exists)')
       .argument('[prompt]', 'the prompt (or -p, or piped to stdin)')
       .option('-p, --prompt <text>', 'the prompt'),
-  )).action(async (model: string | undefined, prompt: string | undefined, cmdOpts: RunFlags) =>
+  ))).action(async (model: string | undefined, prompt: string | undefined, cmdOpts: RunFlags) =>
     runCommand(model, prompt, cmdOpts, program.opts<GlobalOptions>()),
   );
-  withExpertOptions(withSamplingOptions(
+  withRoutingOptions(withExpertOptions(withSamplingOptions(
     program
       .command('chat')
       .description('chat with a model through its chat template (/reset, /exit)')
       .argument('[model]', 'a GGUF file')
       .option('--system <text>', 'a system message to start the conversation with'),
-  )).action(async (model: string | undefined, cmdOpts: ChatFlags) => chatCommand(model, cmdOpts, program.opts<GlobalOptions>()));
+  ))).action(async (model: string | undefined, cmdOpts: ChatFlags) => chatCommand(model, cmdOpts, program.opts<GlobalOptions>()));
   program
     .command('logits')
     .description('write the logits of every position of a token sequence (little-endian float32 [n_tokens, n_vocab])')
@@ -107,7 +116,7 @@ export function buildProgram(): Command {
     .option('--dequantize', 'compute in float32 on dequantized weights (the reference path)')
     .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16; the goldens use f32)')
     .action(async (model: string, cmdOpts: LogitsFlags) => logitsCommand(model, cmdOpts, program.opts<GlobalOptions>()));
-  withExpertOptions(program
+  withRoutingOptions(withExpertOptions(program
     .command('perplexity')
     .description("perplexity of a text file, computed as llama.cpp's llama-perplexity does")
     .argument('<model>', 'a GGUF file')
@@ -116,7 +125,7 @@ export function buildProgram(): Command {
     .option('--batch <n>', 'tokens per evaluation (llama-perplexity -b; default: --ctx)')
     .option('--json', 'end with one JSON line: {"chunks": [running values], "final": <number>}')
     .option('--dequantize', 'compute in float32 on dequantized weights (the reference path)')
-    .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16; the goldens use f32)'))
+    .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16; the goldens use f32)')), false)
     .action(async (model: string, cmdOpts: PerplexityFlags) => perplexityCommand(model, cmdOpts, program.opts<GlobalOptions>()));
   program
     .command('train')
@@ -125,6 +134,36 @@ export function buildProgram(): Command {
     .option('--fresh', 'start over even when the output folder has a checkpoint (default: resume)')
     .option('--stop-after <steps>', 'stop after this many steps in this run (resume later)', argParser(parsePositiveInt, '--stop-after'))
     .action(async (cmdOpts: Omit<TrainFlags, keyof GlobalOptions>) => trainCommand({ ...program.opts<GlobalOptions>(), ...cmdOpts }));
+  withRoutingOptions(program
+    .command('trace')
+    .description("record a text's routing: every token's experts, weights, top router logits and entropy in every MoE layer")
+    .argument('[model]', 'a GGUF file (default: the embedded model)')
+    .option('-f, --file <file>', 'the text')
+    .option('--out <file>', 'the trace: .jsonl (readable) or .bin (compact)')
+    .option('--ctx <n>', 'tokens per evaluation (default 512)')
+    .option('--peaks', "also record each expert's peak output (for super experts; slower)"), false)
+    .action(async (model: string | undefined, cmdOpts: TraceFlags) => traceCommand(model, cmdOpts, program.opts<GlobalOptions>()));
+  program
+    .command('analyze')
+    .description('figures of a routing trace: expert load, router entropy, inter-layer affinity, routing consistency, simulated cache hit rates, super experts')
+    .argument('<trace>', 'a trace written by switchyard trace')
+    .option('--json', 'print the analysis as JSON')
+    .option('--html <file>', 'also write a self-contained HTML report with heatmaps and charts')
+    .action(async (trace: string, cmdOpts: AnalyzeFlags) => analyzeCommand(trace, cmdOpts));
+  program
+    .command('steer')
+    .description('find experts to steer: those text A selects more than text B, or those that fire with marker words; write a steering profile for --steer')
+    .argument('[model]', 'a GGUF file (default: the embedded model)')
+    .option('--a <file>', 'text A (its experts are ranked up)')
+    .option('--b <file>', 'text B (the contrast)')
+    .option('-f, --file <file>', 'one text, with --markers')
+    .option('--markers <words>', 'marker words, comma-separated: rank experts by nPMI with their tokens')
+    .option('--out <file>', 'write a steering profile')
+    .option('--action <what>', 'what the profile does to the top experts: ban, force or boost (default boost)')
+    .option('--count <n>', 'how many experts the profile names (default 4)')
+    .option('--factor <f>', 'boost factor (default 2)')
+    .option('--ctx <n>', 'tokens per evaluation (default 512)')
+    .action(async (model: string | undefined, cmdOpts: SteerFlags) => steerCommand(model, cmdOpts, program.opts<GlobalOptions>()));
   program
     .command('experts')
     .description('measure how often each routed expert is used on a text, and write a profile whose busiest experts --pin keeps resident')

@@ -12,8 +12,9 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { type ExpertFlags, expertLoadOptions, printExpertStats } from './experts.js';
 import { kvCacheFlag, modelArgument, numberFlag, openModel } from './generate.js';
 import type { GlobalOptions } from './options.js';
+import { type RoutingFlags, routingControls } from './routing.js';
 
-export interface PerplexityFlags extends ExpertFlags {
+export interface PerplexityFlags extends ExpertFlags, RoutingFlags {
   file?: string;
   ctx?: string;
   batch?: string;
@@ -35,8 +36,10 @@ export async function perplexityCommand(modelArg: string | undefined, flags: Per
   const model = await openModel(file, global, { contextLength: ctx, dequantize: flags.dequantize, kvCacheType, ...expertLoadOptions(flags) });
   try {
     const started = performance.now();
+    const routing = routingControls(flags);
     const result = await model.perplexity(text, {
       ctx,
+      ...(routing ? { routing } : {}),
       batch,
       onChunk: (i, running) => {
         process.stderr.write(`${i === 0 ? '' : ','}[${i + 1}]${running.toFixed(4)}`);

@@ -311,6 +311,11 @@ export class ExpertCache {
         }
         const more = [...add].filter((e) => !this.byKey.get(this.key(il, e))?.pinned).length;
         if (t > t0 && unpinned + more > cap) break;
+        if (more > cap) {
+          throw new ExpertMemoryError(
+            `a token selects ${more} experts of block ${il} but the expert memory holds ${cap} of its experts at once: raise the expert memory or select fewer experts`,
+          );
+        }
         for (const e of add) chunk.add(e);
         unpinned += more;
       }

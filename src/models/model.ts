@@ -19,6 +19,7 @@ import {
   planExpertMemory,
 } from '../experts/layout.js';
 import type { PolicyName } from '../experts/policy.js';
+import type { RoutingControls } from '../router/adaptive.js';
 import type { CacheAwareOptions } from '../router/cache-aware.js';
 import { i32Tensor } from '../core/tensor.js';
 import { GGUFFile } from '../formats/gguf/reader.js';
@@ -64,6 +65,15 @@ export interface ModelLoadOptions {
   readonly expertMemory?: number | string;
   /** How the expert cache works (used when experts are not all resident). */
   readonly expertCache?: ExpertCacheSettings;
+}
+
+export interface EvalOptions {
+  /** Only the last token's logits (prompt processing). */
+  readonly last?: boolean;
+  /** The KV cache to use (default: the model's own; newKVCache() makes more). */
+  readonly cache?: KVCache;
+  /** Routing controls for this step (src/router/adaptive.ts). */
+  readonly routing?: RoutingControls;
 }
 
 export interface ExpertCacheSettings {
@@ -170,7 +180,7 @@ export class Model {
    * Runs tokens at positions [pos, pos + T) and returns the logits [T, V] (or only the last
    * row with `last`). Positions from pos on are overwritten in the cache.
    */
-  eval(tokens: readonly number[], pos: number, options: { last?: boolean } = {}): Float32Array {
+  eval(tokens: readonly number[], pos: number, options: EvalOptions = {}): Float32Array {
     const T = tokens.length;
     const V = this.config.vocabSize;
     if (T === 0) return new Float32Array(0);
@@ -179,7 +189,8 @@ export class Model {
         throw new SwitchyardError('E_INVALID_ARGUMENT', `token id ${t} is outside the vocabulary (0..${V - 1})`);
       }
     }
-    this.cache.reserve(pos, T);
+    const cache = options.cache ?? this.cache;
+    cache.reserve(pos, T);
     try {
       const step: Step = {
         backend: this.device.backend,
@@ -187,13 +198,14 @@ export class Model {
         arena: this.activations,
         weights: this.weights,
         config: this.config,
-        cache: this.cache,
+        cache,
         pos,
         T,
         positions: i32Tensor(this.activations, [T], Array.from({ length: T }, (_, i) => pos + i)),
         lastOnly: !!options.last,
         ...(this.offload ? { offload: this.offload } : {}),
         ...(this.onRouting ? { onRouting: this.onRouting } : {}),
+        ...(options.routing ? { routing: options.routing } : {}),
       };
       this.offload?.cache.countTokens(T);
       const logits = this.run(step, tokens);
@@ -201,11 +213,18 @@ export class Model {
       if (logits.type !== GGMLType.F32 || logits.shape[0] !== rows || logits.shape[1] !== V) {
         throw new Error(`${this.config.architecture} forward returned ${logits}, expected [${rows}, ${V}] F32`);
       }
-      this.cache.length = pos + T;
+      cache.length = pos + T;
       return logits.f32().slice();
     } finally {
       this.activations.reset();
     }
+  }
+
+  /** Another KV cache of this model's size and type (a second sequence, e.g. self-contrast's weak one). */
+  newKVCache(): KVCache {
+    const a = this.config.attention;
+    const layers = a.headCountKV.map((hkv) => ({ headsKV: hkv, keyLength: a.keyLength, valueLength: a.valueLength }));
+    return new KVCache(this.device.heap.arena('kv cache'), this.cache.size, layers, this.cache.type);
   }
 
   /**

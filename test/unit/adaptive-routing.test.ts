@@ -53,7 +53,9 @@ describe('routeWithControls', () => {
       const { p, order } = probsOf(logits.subarray(t * E, (t + 1) * E));
       expect(idsOf(r.ids, t, 4)).toEqual(order.slice(0, 4));
       const sum = order.slice(0, 4).reduce((a, e) => a + (p[e] as number), 0);
-      order.slice(0, 4).forEach((e, i) => expect(r.weights[t * 4 + i]).toBeCloseTo((p[e] as number) / sum, 5));
+      order.slice(0, 4).forEach((e, i) => {
+        expect(r.weights[t * 4 + i]).toBeCloseTo((p[e] as number) / sum, 5);
+      });
     }
     // per layer: layer 3 gets 1 expert, others the override
     const per = routeWithControls(logits, T, softmaxNorm, 3, { topK: 4, topKPerLayer: { 3: 1 } });
@@ -72,7 +74,9 @@ describe('routeWithControls', () => {
         for (let acc = 0; acc < p - 1e-9; n++) acc += probs[order[n] as number] as number;
         expect(idsOf(r.ids, t, K)).toEqual(order.slice(0, n));
         // not normalised: the weights are the probabilities themselves
-        order.slice(0, n).forEach((e, i) => expect(r.weights[t * K + i]).toBeCloseTo(probs[e] as number, 5));
+        order.slice(0, n).forEach((e, i) => {
+          expect(r.weights[t * K + i]).toBeCloseTo(probs[e] as number, 5);
+        });
       }
     }
     const clamped = routeWithControls(logits, T, softmaxRaw, 0, { topP: { p: 0.01, minK: 2, maxK: 3 } });
@@ -98,7 +102,9 @@ describe('routeWithControls', () => {
       const kept = top4.filter((e) => (p[e] as number) >= 0.5 * (p[top4[0] as number] as number));
       expect(idsOf(r.ids, t, K)).toEqual(kept);
       const sum = kept.reduce((a, e) => a + (p[e] as number), 0);
-      kept.forEach((e, i) => expect(r.weights[t * K + i]).toBeCloseTo((p[e] as number) / sum, 5));
+      kept.forEach((e, i) => {
+        expect(r.weights[t * K + i]).toBeCloseTo((p[e] as number) / sum, 5);
+      });
     }
   });
 

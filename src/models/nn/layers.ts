@@ -14,6 +14,7 @@ import type { KVCache } from '../../generate/kv-cache.js';
 import type { ExpertActivation, ExpertWeights, KernelBackend, RopeParams } from '../../kernels/backend.js';
 import type { DeviceSet } from '../../kernels/device-set.js';
 import type { ExpertCache } from '../../experts/cache.js';
+import { type RoutingControls, routeWithControls } from '../../router/adaptive.js';
 import { type CacheAwareOptions, routeCacheAware } from '../../router/cache-aware.js';
 import { type RouterOptions, type Routing, route } from '../../router/route.js';
 import type { ModelConfig } from '../config.js';
@@ -40,6 +41,8 @@ export interface Step {
   readonly offload?: ExpertOffload;
   /** Sees every MoE layer's final routing (ids, weights [T, K]): profiles and traces. */
   readonly onRouting?: RoutingObserver;
+  /** Per-request routing controls: top-k / top-p / skipping, banned, forced and scaled experts. */
+  readonly routing?: RoutingControls;
 }
 
 /**
@@ -47,7 +50,13 @@ export interface Step {
  * token t (ids [T]; negative = none) and returns the unweighted outputs [T, D] (expert profiles
  * look for the experts whose outputs carry massive activations).
  */
-export type RoutingObserver = (layer: number, routing: Routing, expertOutputs: (ids: Int32Array) => Float32Array) => void;
+export type RoutingObserver = (
+  layer: number,
+  routing: Routing,
+  expertOutputs: (ids: Int32Array) => Float32Array,
+  /** The router's logits [T, E]. */
+  logits: Float32Array,
+) => void;
 
 /** How a model with an expert cache runs its routed experts. */
 export interface ExpertOffload {
@@ -282,13 +291,13 @@ export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivat
   const logits = dense(s, x, `blk.${il}.ffn_gate_inp`); // [T, E]
   const options = routerOptions(s, il);
   const off = s.offload;
-  let routing: Routing = route(logits.f32(), s.T, options);
-  if (off?.cacheAware) {
+  let routing: Routing = routeWithControls(logits.f32(), s.T, options, il, s.routing);
+  if (off?.cacheAware && !s.routing) {
     const r = routeCacheAware(logits.f32(), s.T, options, (e) => off.cache.available(il, e), off.cacheAware);
     off.cache.countRouting(r.substituted, r.dropped);
     routing = r;
   }
-  s.onRouting?.(il, routing, (ids) => routedExperts(s, x, il, { ids, weights: new Float32Array(ids.length).fill(1) }, activation).f32().slice());
+  s.onRouting?.(il, routing, (ids) => routedExperts(s, x, il, { ids, weights: new Float32Array(ids.length).fill(1) }, activation).f32().slice(), logits.f32());
   return routedExperts(s, x, il, routing, activation);
 }
 
