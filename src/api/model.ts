@@ -139,14 +139,19 @@ class GGUFModel implements LoadedModel, Evaluator {
     };
   }
 
-  async traceRouting(text: string, options: TraceOptions = {}): Promise<RoutingTrace> {
+  async traceRouting(text: string | readonly string[], options: TraceOptions = {}): Promise<RoutingTrace> {
     const c = this.model.config;
     const moe = c.moe;
     if (!moe) throw new SwitchyardError('E_UNSUPPORTED', `traceRouting: ${this.info.path} has no routed experts`);
     if (options.routing) checkRoutingControls(options.routing, moe.expertCount);
     const ctx = Math.min(options.ctx ?? 512, this.model.cache.size);
-    const tokens = this.tokenize(text);
-    if (tokens.length === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', 'traceRouting: the text is empty');
+    // Each text is its own sequence (a set of prompts), cut into chunks of ctx tokens.
+    const chunks = (typeof text === 'string' ? [text] : text).flatMap((t) => {
+      const ids = this.tokenize(t);
+      return Array.from({ length: Math.ceil(ids.length / ctx) }, (_, i) => ids.slice(i * ctx, (i + 1) * ctx));
+    });
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    if (total === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', 'traceRouting: the text is empty');
     const layers = Array.from({ length: c.blockCount }, (_, il) => il).filter((il) => this.model.weights.has(`blk.${il}.ffn_gate_inp.weight`));
     const widest = options.routing ? Math.max(moe.expertUsedCount, options.routing.topK ?? 0, ...Object.values(options.routing.topKPerLayer ?? {}), options.routing.topP?.maxK ?? (options.routing.topP ? moe.expertCount : 0)) : moe.expertUsedCount;
     const recorder = new TraceRecorder({ model: this.info.path, architecture: c.architecture, layers, experts: moe.expertCount, used: widest });
@@ -170,11 +175,11 @@ class GGUFModel implements LoadedModel, Evaluator {
       recorder.recordPeaks(layer, peaks);
     };
     try {
-      for (let at = 0; at < tokens.length; at += ctx) {
-        const chunk = tokens.slice(at, at + ctx);
+      let done = 0;
+      for (const chunk of chunks) {
         recorder.beginStep(chunk, chunk.map((id) => this.tokenizer.tokenToPiece(id)));
         this.model.eval(chunk, 0, { last: true, ...(options.routing ? { routing: options.routing } : {}) });
-        options.onProgress?.(Math.min(tokens.length, at + ctx), tokens.length);
+        options.onProgress?.((done += chunk.length), total);
         await new Promise((r) => setImmediate(r));
       }
     } finally {

@@ -232,8 +232,11 @@ export interface LoadedModel {
    * the most used ones to pin in an expert cache (LoadModelOptions.expertCache.pin).
    */
   profileExperts(text: string, options?: ProfileOptions): Promise<ExpertProfile>;
-  /** The routing of every token of `text` at every MoE layer (src/router/trace.ts): ids, weights, top router logits, entropy. */
-  traceRouting(text: string, options?: TraceOptions): Promise<RoutingTrace>;
+  /**
+   * The routing of every token of `text` at every MoE layer (src/router/trace.ts): ids, weights,
+   * top router logits, entropy. An array of texts (a prompt set) traces each as its own sequence.
+   */
+  traceRouting(text: string | readonly string[], options?: TraceOptions): Promise<RoutingTrace>;
   /** Where the model's memory goes now. */
   memory(): MemoryReport;
   /** Expert cache counters since load or the last reset (undefined when every expert is resident). */

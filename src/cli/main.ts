@@ -149,13 +149,14 @@ export function buildProgram(): Command {
     .argument('<trace>', 'a trace written by switchyard trace')
     .option('--json', 'print the analysis as JSON')
     .option('--html <file>', 'also write a self-contained HTML report with heatmaps and charts')
+    .option('--budgets <slots>', 'cache sizes to simulate, in expert slots shared by all layers, e.g. 8,16,32 (default: 10%, 25%, 50% of all experts)')
     .action(async (trace: string, cmdOpts: AnalyzeFlags) => analyzeCommand(trace, cmdOpts));
   program
     .command('steer')
     .description('find experts to steer: those text A selects more than text B, or those that fire with marker words; write a steering profile for --steer')
     .argument('[model]', 'a GGUF file (default: the embedded model)')
-    .option('--a <file>', 'text A (its experts are ranked up)')
-    .option('--b <file>', 'text B (the contrast)')
+    .option('--a <file>', 'prompt set A, one prompt per line (its experts are ranked up)')
+    .option('--b <file>', 'prompt set B, one prompt per line (the contrast)')
     .option('-f, --file <file>', 'one text, with --markers')
     .option('--markers <words>', 'marker words, comma-separated: rank experts by nPMI with their tokens')
     .option('--out <file>', 'write a steering profile')

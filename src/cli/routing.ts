@@ -148,12 +148,14 @@ export async function traceCommand(modelArg: string | undefined, flags: TraceFla
 export interface AnalyzeFlags {
   json?: boolean;
   html?: string;
+  budgets?: string;
 }
 
 export async function analyzeCommand(traceFile: string, flags: AnalyzeFlags): Promise<void> {
   if (!existsSync(traceFile)) throw new InvalidArgumentError(`analyze: ${traceFile}: no such file`);
   const trace = readTrace(traceFile);
-  const analysis = analyzeTrace(trace);
+  const budgets = flags.budgets?.split(',').map((b) => numberFlag(b, '--budgets', { integer: true, min: 1 }));
+  const analysis = analyzeTrace(trace, budgets ? { budgets } : {});
   if (flags.html) {
     writeFileSync(flags.html, renderReport(trace, analysis, { title: `Routing of ${trace.model}` }));
     process.stderr.write(`report written to ${flags.html}\n`);
@@ -176,9 +178,9 @@ export interface SteerFlags {
 }
 
 /**
- * Ranks (block, expert) pairs by how much more often text A selects them than text B (Mixture of
- * Tunable Experts), or by nPMI with marker tokens in one text (RICE), prints the top and writes a
- * steering profile that bans, forces or boosts them.
+ * Ranks (block, expert) pairs by how much more often prompt set A selects them than set B (one
+ * prompt per line; Mixture of Tunable Experts), or by nPMI with marker tokens in one text (RICE),
+ * prints the top and writes a steering profile that bans, forces or boosts them.
  */
 export async function steerCommand(modelArg: string | undefined, flags: SteerFlags, global: GlobalOptions): Promise<void> {
   const file = modelArgument(modelArg, 'steer');
@@ -205,8 +207,10 @@ export async function steerCommand(modelArg: string | undefined, flags: SteerFla
       ranking = rankByNPMI(trace, markers).map((r) => ({ layer: r.layer, expert: r.expert, score: r.npmi }));
       description = `nPMI with ${flags.markers} in ${flags.file}`;
     } else {
-      const a = await model.traceRouting(readFileSync(flags.a as string, 'utf8'), { ctx });
-      const b = await model.traceRouting(readFileSync(flags.b as string, 'utf8'), { ctx });
+      // A prompt set: one prompt per non-empty line, each its own sequence.
+      const prompts = (f: string) => readFileSync(f, 'utf8').split('\n').filter((l) => l.trim() !== '');
+      const a = await model.traceRouting(prompts(flags.a as string), { ctx });
+      const b = await model.traceRouting(prompts(flags.b as string), { ctx });
       ranking = rankByFrequencyDifference(a, b).map((r) => ({ layer: r.layer, expert: r.expert, score: r.difference }));
       description = `selected more often in ${flags.a} than in ${flags.b}`;
     }

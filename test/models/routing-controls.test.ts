@@ -85,6 +85,17 @@ describe('routing controls on the embedded model', () => {
     expect(await first({ beta: 0, alpha: 0.1 })).toEqual(await first());
   });
 
+  it('traces a prompt set with each prompt as its own sequence', async () => {
+    const prompts = ['The state of the Union is strong.', 'Call me Ishmael.'];
+    const set = await model.traceRouting(prompts);
+    const each = [];
+    for (const p of prompts) each.push(await model.traceRouting(p)); // one sequence at a time
+    expect(set.tokens.length).toBe(prompts.reduce((n, p) => n + model.tokenize(p).length, 0));
+    // The second prompt's routing is what it gets alone (a fresh sequence, not a continuation).
+    const second = each[1] as (typeof each)[0];
+    expect([...set.ids.subarray(set.ids.length - second.ids.length)]).toEqual([...second.ids]);
+  });
+
   it('refuses bad controls before running', async () => {
     await expect(async () => {
       for await (const _ of model.generate('Hello', { routing: { topK: 99 } }));

@@ -57,9 +57,10 @@ describe('switchyard routing flags and commands', () => {
     expect(a.status, a.stderr).toBe(0);
     expect(existsSync(html)).toBe(true);
     expect(readFileSync(html, 'utf8')).not.toMatch(/(src|href)\s*=\s*["']?(https?:)?\/\//i);
-    const j = cli(['analyze', trace, '--json']);
+    const j = cli(['analyze', trace, '--json', '--budgets', '8,24']);
     expect(j.status, j.stderr).toBe(0);
-    expect(() => JSON.parse(j.stdout)).not.toThrow();
+    const slots = (JSON.parse(j.stdout) as { cache: { slots: number }[] }).cache.map((c) => c.slots);
+    expect(new Set(slots)).toEqual(new Set([8, 24]));
   });
 
   it('steer writes a profile that --steer applies', () => {
