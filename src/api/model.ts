@@ -60,6 +60,31 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   }
 }
 
+/**
+ * peaks[e] = max(peaks[e], largest |output| of expert e alone on the tokens that selected it),
+ * for a layer's routing ids [T, K]: each selected expert runs alone through `expertOutputs`.
+ */
+function mergeExpertPeaks(
+  peaks: number[] | Float32Array,
+  ids: Int32Array,
+  T: number,
+  D: number,
+  expertOutputs: (ids: Int32Array) => Float32Array,
+): void {
+  const K = ids.length / T;
+  for (let k = 0; k < K; k++) {
+    const column = Int32Array.from({ length: T }, (_, t) => ids[t * K + k] as number);
+    const out = expertOutputs(column);
+    for (let t = 0; t < T; t++) {
+      const e = column[t] as number;
+      if (e < 0) continue;
+      let peak = peaks[e] as number;
+      for (let d = t * D; d < (t + 1) * D; d++) peak = Math.max(peak, Math.abs(out[d] as number));
+      peaks[e] = peak;
+    }
+  }
+}
+
 class GGUFModel implements LoadedModel, Evaluator {
   readonly info: ModelInfo;
   private busy: string | undefined;
@@ -160,18 +185,8 @@ class GGUFModel implements LoadedModel, Evaluator {
     this.model.onRouting = (layer, r, expertOutputs, logits) => {
       recorder.record(layer, r.ids, r.weights, logits);
       if (!options.peaks) return;
-      const K = r.ids.length / (logits.length / moe.expertCount);
-      const T = r.ids.length / K;
       const peaks = new Float32Array(moe.expertCount);
-      for (let k = 0; k < K; k++) {
-        const ids = Int32Array.from({ length: T }, (_, t) => r.ids[t * K + k] as number);
-        const out = expertOutputs(ids);
-        for (let t = 0; t < T; t++) {
-          const e = ids[t] as number;
-          if (e < 0) continue;
-          for (let d = t * D; d < (t + 1) * D; d++) peaks[e] = Math.max(peaks[e] as number, Math.abs(out[d] as number));
-        }
-      }
+      mergeExpertPeaks(peaks, r.ids, logits.length / moe.expertCount, D, expertOutputs);
       recorder.recordPeaks(layer, peaks);
     };
     try {
@@ -199,26 +214,13 @@ class GGUFModel implements LoadedModel, Evaluator {
     const counts = new Map<number, number[]>();
     const peaks = new Map<number, number[]>();
     const D = this.model.config.embeddingLength;
-    this.model.onRouting = (layer, r, expertOutputs) => {
+    this.model.onRouting = (layer, r, expertOutputs, logits) => {
       const c = counts.get(layer) ?? new Array(moe.expertCount).fill(0);
       const p = peaks.get(layer) ?? new Array(moe.expertCount).fill(0);
       counts.set(layer, c);
       peaks.set(layer, p);
       for (const e of r.ids) if (e >= 0) c[e] = (c[e] as number) + 1;
-      // Each selected expert alone on its tokens: the largest |output| it produces.
-      const K = moe.expertUsedCount;
-      const T = r.ids.length / K;
-      for (let k = 0; k < K; k++) {
-        const ids = Int32Array.from({ length: T }, (_, t) => r.ids[t * K + k] as number);
-        const out = expertOutputs(ids);
-        for (let t = 0; t < T; t++) {
-          const e = ids[t] as number;
-          if (e < 0) continue;
-          let peak = p[e] as number;
-          for (let d = t * D; d < (t + 1) * D; d++) peak = Math.max(peak, Math.abs(out[d] as number));
-          p[e] = peak;
-        }
-      }
+      mergeExpertPeaks(p, r.ids, logits.length / moe.expertCount, D, expertOutputs);
     };
     try {
       for (let at = 0; at < tokens.length; at += ctx) {
