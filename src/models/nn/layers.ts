@@ -292,6 +292,7 @@ export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivat
   const options = routerOptions(s, il);
   const off = s.offload;
   let routing: Routing = routeWithControls(logits.f32(), s.T, options, il, s.routing);
+  // Cache-aware routing adjusts the model's own routing; explicit routing controls take precedence.
   if (off?.cacheAware && !s.routing) {
     const r = routeCacheAware(logits.f32(), s.T, options, (e) => off.cache.available(il, e), off.cacheAware);
     off.cache.countRouting(r.substituted, r.dropped);
