@@ -16,7 +16,7 @@ import { Sampler } from '../generate/sampler.js';
 import { StopStrings, stopTokenSet, type TokenText } from '../generate/stop.js';
 import type { StreamingDecoder } from '../tokenizer/tokenizer.js';
 import { type ExpertCacheStats, statsSince } from '../experts/stats.js';
-import type { GenerateEvent, GenerateOptions, GenerateStats } from './types.js';
+import type { GenerateEvent, GenerateOptions, GenerateStats, LayerRouting } from './types.js';
 
 /** What generation and perplexity need of a model. */
 export interface Evaluator {
@@ -29,6 +29,8 @@ export interface Evaluator {
   readonly closed: boolean;
   /** Expert cache counters so far (models with offloaded experts). */
   expertStats?(): ExpertCacheStats | undefined;
+  /** With tracing on: the routing of the last row of the last eval, per MoE layer. */
+  lastRouting?(): LayerRouting[] | undefined;
 }
 
 /** What generation needs of a tokenizer (Tokenizer has it). */
@@ -84,7 +86,13 @@ export async function* generateTokens(
     stats.peakMemoryBytes = process.resourceUsage().maxRSS * 1024;
     return { type: 'done', stats };
   };
-  const tokenEvent = (t: TokenText): GenerateEvent => ({ type: 'token', token: t.token, text: t.text });
+  // With options.trace, each token carries the routing of the step whose logits it was sampled
+  // from (released in sampling order, so a FIFO keeps them paired through stop-string holdback).
+  const routings: (LayerRouting[] | undefined)[] = [];
+  const tokenEvent = (t: TokenText): GenerateEvent => {
+    const routing = options.trace ? routings.shift() : undefined;
+    return { type: 'token', token: t.token, text: t.text, ...(routing ? { routing } : {}) };
+  };
 
   if (stopped()) {
     stats.stopReason = 'aborted';
@@ -105,6 +113,7 @@ export async function* generateTokens(
     }
     const token = sampler.sample(logits);
     sampler.accept(token);
+    if (options.trace) routings.push(model.lastRouting?.());
     stats.generatedTokens++;
     stats[timing] += (performance.now() - start) / 1000;
     if (stopTokens.has(token)) {

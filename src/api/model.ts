@@ -29,6 +29,7 @@ import type {
   GenerateEvent,
   GenerateOptions,
   LoadedModel,
+  LayerRouting,
   LoadModelOptions,
   MemoryReport,
   ModelInfo,
@@ -130,9 +131,9 @@ class GGUFModel implements LoadedModel, Evaluator {
   }
 
   /** The Evaluator of one request: routing controls and, for self-contrast, the weak sequence's logits. */
-  private evaluator(routing?: RoutingControls, contrast?: GenerateOptions['contrast']): Evaluator {
+  private evaluator(routing?: RoutingControls, contrast?: GenerateOptions['contrast'], trace = false): Evaluator {
     if (routing) checkRoutingControls(routing, this.model.config.moe?.expertCount ?? 1);
-    if (!routing && !contrast) return this;
+    if (!routing && !contrast && !trace) return this;
     const model = this.model;
     const V = model.config.vocabSize;
     let weak: { cache: KVCache; routing: RoutingControls } | undefined;
@@ -144,6 +145,7 @@ class GGUFModel implements LoadedModel, Evaluator {
       weak = { cache: this.weakCache, routing: { onlyRank: rank } };
     }
     const isClosed = () => this.isClosed;
+    let last: LayerRouting[] | undefined;
     return {
       vocabSize: V,
       contextLength: model.cache.size,
@@ -151,7 +153,33 @@ class GGUFModel implements LoadedModel, Evaluator {
         return isClosed();
       },
       eval: (tokens, pos, o = {}) => {
-        const strong = model.eval(tokens, pos, { ...o, ...(routing ? { routing } : {}) });
+        let strong: Float32Array;
+        if (trace) {
+          // The last row's routing, per MoE layer, best first.
+          const E = model.config.moe?.expertCount ?? 1;
+          const captured: LayerRouting[] = [];
+          model.onRouting = (layer, r, _outputs, logits) => {
+            const T = logits.length / E;
+            const K = r.ids.length / T;
+            const ids: number[] = [];
+            const weights: number[] = [];
+            for (let k = 0; k < K; k++) {
+              const e = r.ids[(T - 1) * K + k] as number;
+              if (e < 0) continue;
+              ids.push(e);
+              weights.push(r.weights[(T - 1) * K + k] as number);
+            }
+            captured.push({ layer, ids, weights });
+          };
+          try {
+            strong = model.eval(tokens, pos, { ...o, ...(routing ? { routing } : {}) });
+          } finally {
+            model.onRouting = undefined;
+          }
+          last = captured;
+        } else {
+          strong = model.eval(tokens, pos, { ...o, ...(routing ? { routing } : {}) });
+        }
         if (!weak || !contrast) return strong;
         const w = model.eval(tokens, pos, { ...o, cache: weak.cache, routing: weak.routing });
         const out = new Float32Array(strong.length);
@@ -161,6 +189,7 @@ class GGUFModel implements LoadedModel, Evaluator {
         return out;
       },
       expertStats: () => this.expertStats(),
+      lastRouting: () => last,
     };
   }
 
@@ -274,7 +303,7 @@ class GGUFModel implements LoadedModel, Evaluator {
     const release = this.acquire('generate');
     try {
       const tokens = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecial: true, parseSpecial: true }) : prompt;
-      yield* generateTokens(this.evaluator(options.routing, options.contrast), this.tokenizer, tokens, options);
+      yield* generateTokens(this.evaluator(options.routing, options.contrast, options.trace), this.tokenizer, tokens, options);
     } finally {
       release();
     }

@@ -144,6 +144,8 @@ export interface GenerateOptions {
    * src/generate/contrast.ts for the formula and the meaning of beta and alpha.
    */
   contrast?: { beta: number; alpha: number; weakRank?: number };
+  /** Each token event carries the routing (experts and weights per MoE layer) of the step that produced it. */
+  trace?: boolean;
 }
 
 /**
@@ -151,7 +153,16 @@ export interface GenerateOptions {
  * token adds (possibly '' while a character or a possible stop string is incomplete); the texts
  * concatenated are the output. Stop tokens and stop strings are not output.
  */
-export type GenerateEvent = { type: 'token'; token: number; text: string } | { type: 'done'; stats: GenerateStats };
+export type GenerateEvent =
+  | { type: 'token'; token: number; text: string; /** With GenerateOptions.trace. */ routing?: LayerRouting[] }
+  | { type: 'done'; stats: GenerateStats };
+
+/** One MoE layer's routing of one step (the experts that produced a token), best first. */
+export interface LayerRouting {
+  layer: number;
+  ids: number[];
+  weights: number[];
+}
 
 export interface GenerateStats {
   promptTokens: number;

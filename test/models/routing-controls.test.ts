@@ -96,6 +96,24 @@ describe('routing controls on the embedded model', () => {
     expect([...set.ids.subarray(set.ids.length - second.ids.length)]).toEqual([...second.ids]);
   });
 
+  it('generation with trace: each token carries the routing of the step that produced it', async () => {
+    const prompt = model.tokenize('The state of the Union');
+    const events = [];
+    for await (const e of model.generate(prompt, { maxTokens: 5, temperature: 0, trace: true })) if (e.type === 'token') events.push(e);
+    expect(events.length).toBeGreaterThan(0);
+    for (const e of events) {
+      expect(e.routing?.map((r) => r.layer)).toEqual([0, 1, 2, 3]);
+      for (const r of e.routing ?? []) {
+        expect(r.ids).toHaveLength(2);
+        expect(r.weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5); // qwen3moe renormalises top-2
+      }
+    }
+    // The first token comes from the prompt's last position: the trace of the prompt says which experts.
+    const t = await model.traceRouting(prompt.map((id) => model.tokenizer.tokenToPiece(id)).join(''));
+    const last = t.tokens.length - 1;
+    expect(events[0]?.routing?.map((r) => r.ids)).toEqual([0, 1, 2, 3].map((li) => idsAt(t, last, li)));
+  });
+
   it('refuses bad controls before running', async () => {
     await expect(async () => {
       for await (const _ of model.generate('Hello', { routing: { topK: 99 } }));
