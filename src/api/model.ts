@@ -108,7 +108,13 @@ class GGUFModel implements LoadedModel, Evaluator {
       trainedContextLength: c.contextLength,
       vocabSize: c.vocabSize,
       layers: c.blockCount,
-      experts: c.moe ? { count: c.moe.expertCount, used: c.moe.expertUsedCount } : undefined,
+      experts: c.moe
+        ? {
+            count: c.moe.expertCount,
+            used: c.moe.expertUsedCount,
+            layers: Array.from({ length: c.blockCount }, (_, il) => il).filter((il) => model.weights.has(`blk.${il}.ffn_gate_inp.weight`)),
+          }
+        : undefined,
       parameters: { ...summary.parameters },
       kernels: model.device.backend.name,
       threads: model.device.backend.threads,
@@ -206,7 +212,7 @@ class GGUFModel implements LoadedModel, Evaluator {
     });
     const total = chunks.reduce((n, c) => n + c.length, 0);
     if (total === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', 'traceRouting: the text is empty');
-    const layers = Array.from({ length: c.blockCount }, (_, il) => il).filter((il) => this.model.weights.has(`blk.${il}.ffn_gate_inp.weight`));
+    const layers = this.info.experts?.layers ?? [];
     const widest = options.routing ? Math.max(moe.expertUsedCount, options.routing.topK ?? 0, ...Object.values(options.routing.topKPerLayer ?? {}), options.routing.topP?.maxK ?? (options.routing.topP ? moe.expertCount : 0)) : moe.expertUsedCount;
     const recorder = new TraceRecorder({ model: this.info.path, architecture: c.architecture, layers, experts: moe.expertCount, used: widest });
     const D = c.embeddingLength;

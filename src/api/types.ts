@@ -74,8 +74,8 @@ export interface ModelInfo {
   trainedContextLength: number;
   vocabSize: number;
   layers: number;
-  /** Routed experts per MoE layer and how many each token uses (absent for dense models). */
-  experts?: { count: number; used: number };
+  /** Routed experts per MoE layer, how many each token uses, and which blocks have them (absent for dense models). */
+  experts?: { count: number; used: number; layers: number[] };
   parameters: {
     total: number;
     /** Dense parameters plus the used share (K of E) of the expert parameters. */

@@ -20,6 +20,7 @@ import {
   withRoutingOptions,
 } from './routing.js';
 import { type RunFlags, runCommand, withSamplingOptions } from './generate.js';
+import { type ServeFlags, serveCommand } from './serve.js';
 import { info } from './info.js';
 import { inspect } from './inspect.js';
 import { type LogitsFlags, logitsCommand } from './logits.js';
@@ -165,6 +166,18 @@ export function buildProgram(): Command {
     .option('--factor <f>', 'boost factor (default 2)')
     .option('--ctx <n>', 'tokens per evaluation (default 512)')
     .action(async (model: string | undefined, cmdOpts: SteerFlags) => steerCommand(model, cmdOpts, program.opts<GlobalOptions>()));
+  withExpertOptions(program
+    .command('serve')
+    .description('an OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, /v1/models, /health, /metrics) and a live page at / that shows the experts firing')
+    .argument('[model]', 'a GGUF file (default: the embedded model)')
+    .option('--host <host>', 'address to bind (default 127.0.0.1: this machine only)')
+    .option('--port <port>', 'port (default 8080; 0 = any free port)')
+    .option('--api-key <key>', 'require Authorization: Bearer <key> on every /v1 request')
+    .option('--cors', 'allow browsers on other origins (Access-Control-Allow-Origin: *)')
+    .option('--max-queue <n>', 'requests waiting at most before 429 (default 16)')
+    .option('--ctx <n>', "context length: prompt + generated tokens (default: the model's, at most 4096)")
+    .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16)'))
+    .action(async (model: string | undefined, cmdOpts: ServeFlags) => serveCommand(model, cmdOpts, program.opts<GlobalOptions>()));
   program
     .command('experts')
     .description('measure how often each routed expert is used on a text, and write a profile whose busiest experts --pin keeps resident')

@@ -1,0 +1,83 @@
+/**
+ * The model runs one sequence at a time (LoadedModel throws E_BUSY otherwise), so requests take
+ * turns: one runs, at most `maxWaiting` wait in FIFO order, and a request beyond that is refused
+ * at once (the server answers 429). A waiting request whose signal aborts (its client went away)
+ * leaves the queue.
+ */
+
+export class QueueFullError extends Error {
+  constructor(readonly waiting: number) {
+    super(`the server is busy: ${waiting} requests are already waiting for the model; retry later`);
+    this.name = 'QueueFullError';
+  }
+}
+
+interface Waiter {
+  start: () => void;
+  cancel: (reason: unknown) => void;
+}
+
+export class ModelQueue {
+  private running = false;
+  private readonly waiters: Waiter[] = [];
+
+  constructor(readonly maxWaiting: number) {}
+
+  /** Requests waiting (not counting the one running). */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
+  get busy(): boolean {
+    return this.running;
+  }
+
+  /**
+   * Resolves with a release function once it is this request's turn; rejects with QueueFullError
+   * when the queue is full, or with the signal's reason when it aborts while waiting.
+   */
+  acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (!this.running) {
+      this.running = true;
+      return Promise.resolve(this.releaser());
+    }
+    if (this.waiters.length >= this.maxWaiting) return Promise.reject(new QueueFullError(this.waiters.length));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(signal?.reason);
+      };
+      const waiter: Waiter = {
+        start: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(this.releaser());
+        },
+        cancel: (reason) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(reason);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Refuses every waiting request (the server is closing). */
+  cancelAll(reason: unknown): void {
+    for (const w of this.waiters.splice(0)) w.cancel(reason);
+  }
+
+  /** A release that hands the model to the next waiter; calling it twice does nothing. */
+  private releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiters.shift();
+      if (next) next.start();
+      else this.running = false;
+    };
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Response bodies in OpenAI's shapes: chat completions (`chat.completion`, streamed as
+ * `chat.completion.chunk`) and text completions (`text_completion`, streamed in the same shape).
+ * Reference: the OpenAI API reference (Chat Completions, Completions) and openai-node 6.x's types.
+ */
+import { randomBytes } from 'node:crypto';
+import type { GenerateStats } from '../api/types.js';
+
+export type FinishReason = 'stop' | 'length';
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/** 'length' when the token limit (or the context) ended generation, else 'stop'. */
+export function finishReason(stats: GenerateStats): FinishReason {
+  return stats.stopReason === 'length' ? 'length' : 'stop';
+}
+
+export function usageOf(stats: GenerateStats): Usage {
+  return { prompt_tokens: stats.promptTokens, completion_tokens: stats.generatedTokens, total_tokens: stats.promptTokens + stats.generatedTokens };
+}
+
+/** What every body of one response shares. */
+export interface ResponseHead {
+  id: string;
+  created: number;
+  model: string;
+}
+
+export function responseHead(kind: 'chat' | 'completion', model: string): ResponseHead {
+  const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`;
+  return { id, created: Math.floor(Date.now() / 1000), model };
+}
+
+/** The fields every body starts with, in OpenAI's order. */
+function top(head: ResponseHead, object: string) {
+  return { id: head.id, object, created: head.created, model: head.model };
+}
+
+export function chatCompletion(head: ResponseHead, text: string, stats: GenerateStats) {
+  return {
+    ...top(head, 'chat.completion'),
+    choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finishReason(stats) }],
+    usage: usageOf(stats),
+  };
+}
+
+/** A streamed chat chunk: a delta (the first carries the role), or the finish reason with an empty delta. */
+export function chatChunk(head: ResponseHead, delta: { role?: 'assistant'; content?: string }, finish: FinishReason | null, withUsage: boolean) {
+  return {
+    ...top(head, 'chat.completion.chunk'),
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    ...(withUsage ? { usage: null } : {}),
+  };
+}
+
+export function textCompletion(head: ResponseHead, text: string, stats: GenerateStats) {
+  return {
+    ...top(head, 'text_completion'),
+    choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason(stats) }],
+    usage: usageOf(stats),
+  };
+}
+
+export function textChunk(head: ResponseHead, text: string, finish: FinishReason | null, withUsage: boolean) {
+  return {
+    ...top(head, 'text_completion'),
+    choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
+    ...(withUsage ? { usage: null } : {}),
+  };
+}
+
+/** The last chunk when stream_options.include_usage is set: no choices, the request's usage. */
+export function usageChunk(head: ResponseHead, kind: 'chat' | 'completion', stats: GenerateStats) {
+  return { ...top(head, kind === 'chat' ? 'chat.completion.chunk' : 'text_completion'), choices: [], usage: usageOf(stats) };
+}
