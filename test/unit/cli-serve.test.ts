@@ -67,6 +67,20 @@ describe('switchyard serve', () => {
     }
   }, 90_000);
 
+  it('chat: /stats prints the last reply\'s figures and the memory in use', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', '--threads', '2', 'chat', '-n', '4', '--temp', '0', '--expert-memory', '50%'], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 60_000,
+      input: '/stats\nHello\n/stats\n/exit\n',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/\(no reply yet\)/);
+    expect(r.stderr).toMatch(/generation: 4 tokens/);
+    expect(r.stderr).toMatch(/expert cache: 32 slots/);
+    expect(r.stderr).toMatch(/memory: .* resident weights, .* expert cache, .* KV cache/);
+  });
+
   it.each([
     [['--port', '70000'], /--port must be a whole number from 0 to 65535/],
     [['--api-key', ' '], /--api-key must not be empty/],
