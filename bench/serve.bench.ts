@@ -1,0 +1,138 @@
+/**
+ * `npm run bench:serve`: the OpenAI-compatible server (src/server/) under load on loopback, with
+ * the embedded model. 64 concurrent streaming chat requests, then the same 64 one at a time:
+ * errors, generated tokens, throughput (tokens/s over the wall time), time to first token and
+ * inter-token latency (p50 / p95). Requests are served one sequence at a time (a FIFO queue;
+ * decode steps of concurrent requests are not batched yet), so concurrency shows as queueing.
+ */
+import { cpus } from 'node:os';
+import { findDefaultModel } from '../src/api/default-model.js';
+import { loadModel } from '../src/api/model.js';
+import { createServer } from '../src/server/server.js';
+import { gitInfo, writeResults } from './results.js';
+
+interface One {
+  ok: boolean;
+  error?: string;
+  tokens: number;
+  ttft: number;
+  gaps: number[];
+}
+
+async function request(url: string, i: number, maxTokens: number): Promise<One> {
+  const t0 = performance.now();
+  try {
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        messages: [{ role: 'user', content: `Tell me about the Union, part ${i}.` }],
+        stream: true,
+        max_tokens: maxTokens,
+        temperature: 0.8,
+        seed: i,
+      }),
+    });
+    if (!res.ok || !res.body) return { ok: false, error: `HTTP ${res.status}`, tokens: 0, ttft: 0, gaps: [] };
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let buf = '';
+    let tokens = 0;
+    let ttft = 0;
+    let last = 0;
+    const gaps: number[] = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let at = buf.indexOf('\n\n');
+      while (at >= 0) {
+        const line = buf.slice(0, at);
+        buf = buf.slice(at + 2);
+        at = buf.indexOf('\n\n');
+        if (!line.startsWith('data: {')) continue;
+        const chunk = JSON.parse(line.slice(6)) as { error?: { message: string }; choices?: { delta?: { content?: string } }[] };
+        if (chunk.error) return { ok: false, error: chunk.error.message, tokens, ttft, gaps };
+        if (!chunk.choices?.[0]?.delta?.content) continue;
+        const now = performance.now();
+        if (tokens === 0) ttft = now - t0;
+        else gaps.push(now - last);
+        last = now;
+        tokens++;
+      }
+    }
+    return { ok: true, tokens, ttft, gaps };
+  } catch (e) {
+    return { ok: false, error: String(e), tokens: 0, ttft: 0, gaps: [] };
+  }
+}
+
+const pct = (xs: number[], p: number): number => {
+  if (xs.length === 0) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))] as number;
+};
+
+function summary(name: string, runs: One[], seconds: number) {
+  const tokens = runs.reduce((n, r) => n + r.tokens, 0);
+  const ttfts = runs.filter((r) => r.ok).map((r) => r.ttft);
+  const gaps = runs.flatMap((r) => r.gaps);
+  return {
+    scenario: name,
+    requests: runs.length,
+    errors: runs.filter((r) => !r.ok).length,
+    firstError: runs.find((r) => !r.ok)?.error,
+    tokens,
+    seconds,
+    tokensPerSecond: tokens / seconds,
+    ttftP50: pct(ttfts, 0.5),
+    ttftP95: pct(ttfts, 0.95),
+    itlP50: pct(gaps, 0.5),
+    itlP95: pct(gaps, 0.95),
+  };
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const n = 64;
+  const maxTokens = 32;
+  const model = await loadModel(findDefaultModel() as string, { threads: Math.min(2, cpus().length), contextLength: 512 });
+  const server = createServer(model, { maxQueue: 2 * n });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const url = `http://127.0.0.1:${port}`;
+  const rows = [];
+  try {
+    await request(url, 0, 4); // warm-up
+    let t0 = performance.now();
+    const concurrent = await Promise.all(Array.from({ length: n }, (_, i) => request(url, i, maxTokens)));
+    rows.push(summary(`${n} concurrent`, concurrent, (performance.now() - t0) / 1000));
+    t0 = performance.now();
+    const serial: One[] = [];
+    for (let i = 0; i < n; i++) serial.push(await request(url, i, maxTokens));
+    rows.push(summary(`${n} one at a time`, serial, (performance.now() - t0) / 1000));
+  } finally {
+    await server.close();
+    await model.close();
+  }
+  const ms = (x: number) => x.toFixed(1);
+  process.stdout.write(
+    [
+      `embedded model, ${n} streaming chat requests of up to ${maxTokens} tokens, loopback, ${cpus()[0]?.model ?? ''}`,
+      '| scenario | requests | errors | tokens | wall s | tokens/s | TTFT p50 ms | TTFT p95 ms | inter-token p50 ms | inter-token p95 ms |',
+      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+      ...rows.map(
+        (r) =>
+          `| ${r.scenario} | ${r.requests} | ${r.errors} | ${r.tokens} | ${r.seconds.toFixed(2)} | ${r.tokensPerSecond.toFixed(1)} | ${ms(r.ttftP50)} | ${ms(r.ttftP95)} | ${ms(r.itlP50)} | ${ms(r.itlP95)} |`,
+      ),
+      '',
+    ].join('\n'),
+  );
+  for (const r of rows) if (r.firstError) process.stdout.write(`${r.scenario}: first error: ${r.firstError}\n`);
+  if (!process.argv.includes('--no-json')) process.stdout.write(`results: ${writeResults('serve', started, { ...gitInfo(), rows })}\n`);
+  if (rows.some((r) => r.errors > 0)) process.exitCode = 1;
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench:serve: ${(e as Error).message}\n`);
+  process.exitCode = 1;
+});
