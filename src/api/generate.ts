@@ -40,6 +40,31 @@ export interface GenerationTokenizer {
   isEndOfGeneration(id: number): boolean;
 }
 
+/** log softmax(logits)[token], and the topN most likely tokens with theirs (float64, ties: lower id). */
+export function logProbabilities(logits: Float32Array, token: number, topN: number): { logprob: number; topLogprobs: { token: number; logprob: number }[] } {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  const top: number[] = [];
+  if (topN > 0) {
+    // A partial selection: keep the best topN ids seen so far, sorted.
+    for (let v = 0; v < logits.length; v++) {
+      const x = logits[v] as number;
+      if (top.length === topN && x <= (logits[top[topN - 1] as number] as number)) continue;
+      let at = top.length;
+      while (at > 0 && (logits[top[at - 1] as number] as number) < x) at--;
+      top.splice(at, 0, v);
+      if (top.length > topN) top.pop();
+    }
+  }
+  return {
+    logprob: (logits[token] as number) - lse,
+    topLogprobs: top.map((v) => ({ token: v, logprob: (logits[v] as number) - lse })),
+  };
+}
+
 export async function* generateTokens(
   model: Evaluator,
   tokenizer: GenerationTokenizer,
@@ -86,13 +111,15 @@ export async function* generateTokens(
     stats.peakMemoryBytes = process.resourceUsage().maxRSS * 1024;
     return { type: 'done', stats };
   };
-  // With options.trace, each token carries the routing of the step whose logits it was sampled
-  // from (released in sampling order, so a FIFO keeps them paired through stop-string holdback).
-  const routings: (LayerRouting[] | undefined)[] = [];
-  const tokenEvent = (t: TokenText): GenerateEvent => {
-    const routing = options.trace ? routings.shift() : undefined;
-    return { type: 'token', token: t.token, text: t.text, ...(routing ? { routing } : {}) };
-  };
+  // With options.trace / logprobs, each token carries the routing of the step whose logits it was
+  // sampled from and its log-probabilities (released in sampling order, so a FIFO keeps them
+  // paired with their tokens through stop-string holdback).
+  const topN = options.logprobs;
+  if (topN !== undefined && !(Number.isInteger(topN) && topN >= 0 && topN <= 20)) {
+    throw new InvalidArgumentError(`logprobs must be a whole number from 0 to 20 (alternatives per token), got ${topN}`);
+  }
+  const extras: Pick<Extract<GenerateEvent, { type: 'token' }>, 'routing' | 'logprob' | 'topLogprobs'>[] = [];
+  const tokenEvent = (t: TokenText): GenerateEvent => ({ type: 'token', token: t.token, text: t.text, ...(extras.shift() ?? {}) });
 
   if (stopped()) {
     stats.stopReason = 'aborted';
@@ -111,9 +138,11 @@ export async function* generateTokens(
       stats[timing] += (performance.now() - start) / 1000; // maxTokens 0: the prompt only
       break;
     }
+    const raw = topN !== undefined ? logits.slice() : undefined; // the model's distribution, before sampling
     const token = sampler.sample(logits);
     sampler.accept(token);
-    if (options.trace) routings.push(model.lastRouting?.());
+    const routing = options.trace ? model.lastRouting?.() : undefined;
+    extras.push({ ...(routing ? { routing } : {}), ...(raw && topN !== undefined ? logProbabilities(raw, token, topN) : {}) });
     stats.generatedTokens++;
     stats[timing] += (performance.now() - start) / 1000;
     if (stopTokens.has(token)) {

@@ -146,6 +146,8 @@ export interface GenerateOptions {
   contrast?: { beta: number; alpha: number; weakRank?: number };
   /** Each token event carries the routing (experts and weights per MoE layer) of the step that produced it. */
   trace?: boolean;
+  /** Each token event carries its log-probability and this many most likely alternatives (0-20). */
+  logprobs?: number;
 }
 
 /**
@@ -154,7 +156,16 @@ export interface GenerateOptions {
  * concatenated are the output. Stop tokens and stop strings are not output.
  */
 export type GenerateEvent =
-  | { type: 'token'; token: number; text: string; /** With GenerateOptions.trace. */ routing?: LayerRouting[] }
+  | {
+      type: 'token';
+      token: number;
+      text: string;
+      /** With GenerateOptions.trace. */
+      routing?: LayerRouting[];
+      /** With GenerateOptions.logprobs: ln p(token) under the model (before sampling filters), and the most likely alternatives. */
+      logprob?: number;
+      topLogprobs?: { token: number; logprob: number }[];
+    }
   | { type: 'done'; stats: GenerateStats };
 
 /** One MoE layer's routing of one step (the experts that produced a token), best first. */

@@ -40,19 +40,40 @@ function top(head: ResponseHead, object: string) {
   return { id: head.id, object, created: head.created, model: head.model };
 }
 
-export function chatCompletion(head: ResponseHead, text: string, stats: GenerateStats) {
+/** One token's entry in OpenAI's chat `logprobs.content`. */
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+}
+
+export function chatCompletion(head: ResponseHead, text: string, stats: GenerateStats, logprobs?: TokenLogprob[]) {
   return {
     ...top(head, 'chat.completion'),
-    choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finishReason(stats) }],
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: text, refusal: null },
+        logprobs: logprobs ? { content: logprobs, refusal: null } : null,
+        finish_reason: finishReason(stats),
+      },
+    ],
     usage: usageOf(stats),
   };
 }
 
 /** A streamed chat chunk: a delta (the first carries the role), or the finish reason with an empty delta. */
-export function chatChunk(head: ResponseHead, delta: { role?: 'assistant'; content?: string }, finish: FinishReason | null, withUsage: boolean) {
+export function chatChunk(
+  head: ResponseHead,
+  delta: { role?: 'assistant'; content?: string },
+  finish: FinishReason | null,
+  withUsage: boolean,
+  logprobs?: TokenLogprob[],
+) {
   return {
     ...top(head, 'chat.completion.chunk'),
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    choices: [{ index: 0, delta, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finish }],
     ...(withUsage ? { usage: null } : {}),
   };
 }

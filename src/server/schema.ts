@@ -5,7 +5,7 @@
  *
  * OpenAI's defaults where they differ from the library's: temperature 1 and top_p 1 are passed
  * explicitly, and top-k and min-p (which OpenAI does not have) are off. Values we do not implement
- * (n > 1, logprobs, tools, a response format other than text...) are refused, never ignored.
+ * (n > 1, completions' logprobs, tools, a response format other than text...) are refused, never ignored.
  * Fields OpenAI does not define are ignored, as llama-server and vLLM do, so that clients that
  * send extra fields keep working. The `switchyard` extension carries routing controls and
  * self-contrast decoding; steering comes inline (ban / force / scale): no field names a file.
@@ -128,8 +128,8 @@ export interface ModelShape {
 export function parseChatRequest(body: unknown, model: ModelShape): ChatRequest {
   const r = parse(chatSchema, body);
   const unsupported: [boolean, string, string][] = [
-    [r.logprobs === true, 'logprobs', 'logprobs are not supported yet'],
-    [(r.top_logprobs ?? 0) > 0, 'top_logprobs', 'top_logprobs are not supported yet'],
+    [(r.top_logprobs ?? 0) > 20, 'top_logprobs', 'top_logprobs must be from 0 to 20'],
+    [(r.top_logprobs ?? 0) > 0 && r.logprobs !== true, 'top_logprobs', 'top_logprobs needs logprobs: true'],
     [!!r.tools?.length, 'tools', 'tools are not supported'],
     [r.tool_choice !== undefined && r.tool_choice !== null && r.tool_choice !== 'none', 'tool_choice', 'tool_choice is not supported (no tools)'],
     [!!r.functions?.length, 'functions', 'functions are not supported'],
@@ -148,7 +148,10 @@ export function parseChatRequest(body: unknown, model: ModelShape): ChatRequest 
     role: m.role === 'developer' ? 'system' : m.role,
     content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('\n'),
   }));
-  return { ...request(r, r.max_completion_tokens ?? r.max_tokens, model), messages };
+  const req = { ...request(r, r.max_completion_tokens ?? r.max_tokens, model), messages };
+  // Chat logprobs: each token's log-probability and its top_logprobs most likely alternatives.
+  if (r.logprobs === true) req.options.logprobs = r.top_logprobs ?? 0;
+  return req;
 }
 
 export function parseCompletionRequest(body: unknown, model: ModelShape): CompletionRequest {

@@ -21,6 +21,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo } from 'node:net';
 import { basename } from 'node:path';
 import type { GenerateEvent, GenerateStats, LayerRouting, LoadedModel } from '../api/types.js';
+import type { TokenLogprob } from './responses.js';
 import { expertCacheRates } from '../experts/stats.js';
 import { PAGE_HTML } from '../web/page.js';
 import { ApiError, apiErrorOf } from './errors.js';
@@ -257,12 +258,15 @@ class OpenAIServer implements SwitchyardServer {
       if (request.stream) await this.stream(kind, request, res, head, first, it);
       else {
         let text = '';
-        const stats = await drain(first, it, (t) => {
-          text += t;
+        const logprobs: TokenLogprob[] = [];
+        const stats = await drain(first, it, (e) => {
+          text += e.text;
+          if (e.logprob !== undefined) logprobs.push(this.logprobOf(e));
         });
         this.metrics.countTokens(stats.promptTokens, stats.generatedTokens);
         if (stats.stopReason === 'aborted') return;
-        sendJson(res, 200, kind === 'chat' ? chatCompletion(head, text, stats) : textCompletion(head, text, stats));
+        const withLogprobs = request.options.logprobs !== undefined ? logprobs : undefined;
+        sendJson(res, 200, kind === 'chat' ? chatCompletion(head, text, stats, withLogprobs) : textCompletion(head, text, stats));
       }
     } finally {
       await it.return?.(undefined);
@@ -286,9 +290,15 @@ class OpenAIServer implements SwitchyardServer {
     if (kind === 'chat') event(chatChunk(head, { role: 'assistant', content: '' }, null, usage));
     let stats: GenerateStats;
     try {
-      stats = await drain(first, it, (text, routing) => {
-        const chunk = kind === 'chat' ? chatChunk(head, { content: text }, null, usage) : textChunk(head, text, null, usage);
-        event(routing ? { ...chunk, switchyard: this.traceOf(routing) } : chunk);
+      // Tokens with no text yet (an incomplete character) pass their log-probabilities to the next chunk.
+      let pending: TokenLogprob[] = [];
+      stats = await drain(first, it, (e) => {
+        if (e.logprob !== undefined) pending.push(this.logprobOf(e));
+        if (e.text === '') return;
+        const lp = request.options.logprobs !== undefined ? pending : undefined;
+        pending = [];
+        const chunk = kind === 'chat' ? chatChunk(head, { content: e.text }, null, usage, lp) : textChunk(head, e.text, null, usage);
+        event(e.routing ? { ...chunk, switchyard: this.traceOf(e.routing) } : chunk);
       });
     } catch (e) {
       // Headers are sent: the error goes in the stream (OpenAI clients raise it), then it ends.
@@ -305,6 +315,13 @@ class OpenAIServer implements SwitchyardServer {
     event(kind === 'chat' ? chatChunk(head, {}, finish, usage) : textChunk(head, '', finish, usage));
     if (usage) event(usageChunk(head, kind, stats));
     if (!res.destroyed) res.end('data: [DONE]\n\n');
+  }
+
+  /** A token's OpenAI logprob entry: its text, UTF-8 bytes, and the alternatives'. */
+  private logprobOf(e: TokenEvent): TokenLogprob {
+    const tok = this.model.tokenizer;
+    const entry = (id: number, logprob: number) => ({ token: tok.tokenToPiece(id), logprob, bytes: [...tok.tokenBytes(id)] });
+    return { ...entry(e.token, e.logprob as number), top_logprobs: (e.topLogprobs ?? []).map((t) => entry(t.token, t.logprob)) };
   }
 
   /** A streamed token's extension: its routing, and the expert cache's hit rate so far. */
@@ -327,15 +344,14 @@ class OpenAIServer implements SwitchyardServer {
 }
 
 /** The text of every token event from `first` on, through `onText`; the done event's stats. */
-async function drain(
-  first: IteratorResult<GenerateEvent>,
-  it: AsyncIterator<GenerateEvent>,
-  onText: (text: string, routing?: LayerRouting[]) => void,
-): Promise<GenerateStats> {
+type TokenEvent = Extract<GenerateEvent, { type: 'token' }>;
+
+/** Calls onToken for every token event (text may be '' while a character is incomplete). */
+async function drain(first: IteratorResult<GenerateEvent>, it: AsyncIterator<GenerateEvent>, onToken: (e: TokenEvent) => void): Promise<GenerateStats> {
   for (let r = first; !r.done; r = await it.next()) {
     const e = r.value;
     if (e.type === 'done') return e.stats;
-    if (e.text !== '') onText(e.text, e.routing);
+    onToken(e);
   }
   throw new Error('generation ended without a done event');
 }

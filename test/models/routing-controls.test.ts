@@ -120,3 +120,37 @@ describe('routing controls on the embedded model', () => {
     }).rejects.toThrow(/routing\.topK must be a whole number from 1 to 16/);
   });
 });
+
+describe('generation with logprobs', () => {
+  it('logProbabilities: log-softmax and the top alternatives, against a float64 brute force', async () => {
+    const { logProbabilities } = await import('../../src/api/generate.js');
+    const logits = Float32Array.from([0.5, 2, -1, 2, 0.25]);
+    const lse = Math.log([...logits].reduce((a, v) => a + Math.exp(v), 0));
+    const r = logProbabilities(logits, 4, 3);
+    expect(r.logprob).toBeCloseTo(0.25 - lse, 12);
+    expect(r.topLogprobs.map((t) => t.token)).toEqual([1, 3, 0]); // ties: lower id first
+    expect(r.topLogprobs[0]?.logprob).toBeCloseTo(2 - lse, 12);
+  });
+
+  it("the first token's logprob is the log-softmax of the prompt's last logits", async () => {
+    const m = await loadModel(TINY, { threads: 2, contextLength: 64 });
+    try {
+      const prompt = m.tokenize('The state of the Union');
+      const V = m.info.vocabSize;
+      const last = m.logits(prompt).subarray((prompt.length - 1) * V);
+      const events = [];
+      for await (const e of m.generate(prompt, { maxTokens: 3, temperature: 0, logprobs: 2 })) if (e.type === 'token') events.push(e);
+      const first = events[0] as (typeof events)[0];
+      let lse = 0;
+      const max = Math.max(...last);
+      for (const v of last) lse += Math.exp(v - max);
+      expect(first.logprob).toBeCloseTo((last[first.token] as number) - max - Math.log(lse), 5);
+      expect(first.topLogprobs?.[0]?.token).toBe(first.token);
+      await expect(async () => {
+        for await (const _ of m.generate(prompt, { logprobs: 21 }));
+      }).rejects.toThrow(/logprobs must be a whole number from 0 to 20/);
+    } finally {
+      await m.close();
+    }
+  });
+});

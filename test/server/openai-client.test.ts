@@ -178,4 +178,24 @@ describe.skipIf(!file)('the server with the openai client', () => {
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('switchyard.routing.topK');
   });
+  it('logprobs: each token\'s log-probability and its most likely alternatives, streamed and not', async () => {
+    const req = { model: 'm', messages: MESSAGES, max_tokens: 8, temperature: 0, logprobs: true, top_logprobs: 3 } as const;
+    const r = await client.chat.completions.create(req);
+    const content = r.choices[0]?.logprobs?.content ?? [];
+    expect(content.length).toBe(r.usage?.completion_tokens);
+    for (const t of content) {
+      expect(t.logprob).toBeLessThanOrEqual(0);
+      expect(t.top_logprobs).toHaveLength(3);
+      const lps = t.top_logprobs.map((a) => a.logprob);
+      expect([...lps].sort((a, b) => b - a)).toEqual(lps);
+      // greedy: the chosen token is the most likely one
+      expect(t.top_logprobs[0]?.token).toBe(t.token);
+      expect(t.top_logprobs[0]?.logprob).toBe(t.logprob);
+      expect(Buffer.from(t.bytes ?? []).toString('utf8')).toBe(t.token);
+    }
+    expect(content.map((t) => t.token).join('')).toBe(r.choices[0]?.message.content);
+    const streamed = [];
+    for await (const c of await client.chat.completions.create({ ...req, stream: true })) streamed.push(...(c.choices[0]?.logprobs?.content ?? []));
+    expect(streamed).toEqual(content);
+  });
 });
