@@ -259,14 +259,18 @@ class OpenAIServer implements SwitchyardServer {
       else {
         let text = '';
         const logprobs: TokenLogprob[] = [];
+        const trace: { token: string; routing: LayerRouting[] }[] = [];
         const stats = await drain(first, it, (e) => {
           text += e.text;
           if (e.logprob !== undefined) logprobs.push(this.logprobOf(e));
+          if (e.routing) trace.push({ token: this.model.tokenizer.tokenToPiece(e.token), routing: e.routing });
         });
         this.metrics.countTokens(stats.promptTokens, stats.generatedTokens);
         if (stats.stopReason === 'aborted') return;
         const withLogprobs = request.options.logprobs !== undefined ? logprobs : undefined;
-        sendJson(res, 200, kind === 'chat' ? chatCompletion(head, text, stats, withLogprobs) : textCompletion(head, text, stats));
+        const body = kind === 'chat' ? chatCompletion(head, text, stats, withLogprobs) : textCompletion(head, text, stats);
+        // With "switchyard": {"trace": true}: every generated token's routing, in order.
+        sendJson(res, 200, request.options.trace ? { ...body, switchyard: { trace, ...this.cacheOf() } } : body);
       }
     } finally {
       await it.return?.(undefined);
@@ -326,8 +330,12 @@ class OpenAIServer implements SwitchyardServer {
 
   /** A streamed token's extension: its routing, and the expert cache's hit rate so far. */
   private traceOf(routing: LayerRouting[]) {
+    return { routing, ...this.cacheOf() };
+  }
+
+  private cacheOf() {
     const st = this.model.expertStats();
-    return { routing, ...(st ? { cache: { hitRate: expertCacheRates(st).hitRate } } : {}) };
+    return st ? { cache: { hitRate: expertCacheRates(st).hitRate } } : {};
   }
 
   /** Answers an error: its OpenAI shape when nothing is sent yet, else the connection just ends. */

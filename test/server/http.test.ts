@@ -121,6 +121,14 @@ describe.skipIf(!file)('the server over HTTP', () => {
       expect(c.switchyard?.routing.map((l) => l.layer)).toEqual([0, 1, 2, 3]);
       for (const l of c.switchyard?.routing ?? []) expect(l.ids).toHaveLength(2);
     }
+    // Not streamed: the whole trace with the response, one entry per generated token.
+    const whole = (await (await post(`${url}/v1/chat/completions`, chat({ switchyard: { trace: true } }))).json()) as {
+      usage: { completion_tokens: number };
+      switchyard: { trace: { token: string; routing: { layer: number; ids: number[] }[] }[] };
+    };
+    expect(whole.switchyard.trace.length).toBeGreaterThan(0);
+    expect(whole.switchyard.trace.length).toBeLessThanOrEqual(whole.usage.completion_tokens);
+    for (const t of whole.switchyard.trace) expect(t.routing.map((l) => l.ids.length)).toEqual([2, 2, 2, 2]);
     // Without trace, no extension field.
     const plain = await (await post(`${url}/v1/chat/completions`, chat({ stream: true }))).text();
     expect(plain).not.toMatch(/"switchyard"/);
