@@ -1,15 +1,42 @@
 /**
- * `npm run bench:serve`: the OpenAI-compatible server (src/server/) under load on loopback, with
- * the embedded model. 64 concurrent streaming chat requests, then the same 64 one at a time:
+ * `npm run bench:serve`: the OpenAI-compatible server (`switchyard serve`, src/server/) under load
+ * on loopback, with the embedded model, in its own process (so the load generator does not share
+ * its event loop). 64 concurrent streaming chat requests, then the same 64 one at a time:
  * errors, generated tokens, throughput (tokens/s over the wall time), time to first token and
  * inter-token latency (p50 / p95). Requests are served one sequence at a time (a FIFO queue;
  * decode steps of concurrent requests are not batched yet), so concurrency shows as queueing.
  */
+import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
-import { findDefaultModel } from '../src/api/default-model.js';
-import { loadModel } from '../src/api/model.js';
-import { createServer } from '../src/server/server.js';
+import { fileURLToPath } from 'node:url';
 import { gitInfo, writeResults } from './results.js';
+
+/** Starts `switchyard serve` on a free port; resolves with its URL and a stop function. */
+async function startServer(n: number): Promise<{ url: string; stop: () => Promise<void> }> {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/run.ts', '--threads', String(Math.min(2, cpus().length)), 'serve', '--port', '0', '--ctx', '512', '--max-queue', String(2 * n)],
+    { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /serving .* at (http:\/\/\S+) /.exec(err);
+      if (m) resolve(m[1] as string);
+    });
+    child.on('exit', (code) => reject(new Error(`switchyard serve exited ${code}: ${err}`)));
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGINT');
+      }),
+  };
+}
 
 interface One {
   ok: boolean;
@@ -96,10 +123,8 @@ async function main(): Promise<void> {
   const started = new Date();
   const n = 64;
   const maxTokens = 32;
-  const model = await loadModel(findDefaultModel() as string, { threads: Math.min(2, cpus().length), contextLength: 512 });
-  const server = createServer(model, { maxQueue: 2 * n });
-  const { port } = await server.listen(0, '127.0.0.1');
-  const url = `http://127.0.0.1:${port}`;
+  const server = await startServer(n);
+  const url = server.url;
   const rows = [];
   try {
     await request(url, 0, 4); // warm-up
@@ -111,8 +136,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < n; i++) serial.push(await request(url, i, maxTokens));
     rows.push(summary(`${n} one at a time`, serial, (performance.now() - t0) / 1000));
   } finally {
-    await server.close();
-    await model.close();
+    await server.stop();
   }
   const ms = (x: number) => x.toFixed(1);
   process.stdout.write(
