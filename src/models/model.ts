@@ -27,7 +27,7 @@ import { KVCache, type KVCacheType } from '../generate/kv-cache.js';
 import type { KernelChoice } from '../kernels/device.js';
 import { DeviceSet } from '../kernels/device-set.js';
 import { type ModelConfig, modelConfigFromGGUF, UnsupportedArchitectureError } from './config.js';
-import type { ExpertOffload, RoutingObserver, Step } from './nn/layers.js';
+import type { ExpertOffload, RoutingObserver, Step, StepSegment } from './nn/layers.js';
 import { ARCHITECTURES, type Forward } from './registry.js';
 import { type LoadProgress, ModelWeights } from './weights.js';
 
@@ -184,11 +184,7 @@ export class Model {
     const T = tokens.length;
     const V = this.config.vocabSize;
     if (T === 0) return new Float32Array(0);
-    for (const t of tokens) {
-      if (!Number.isInteger(t) || t < 0 || t >= V) {
-        throw new SwitchyardError('E_INVALID_ARGUMENT', `token id ${t} is outside the vocabulary (0..${V - 1})`);
-      }
-    }
+    this.checkTokens(tokens);
     const cache = options.cache ?? this.cache;
     cache.reserve(pos, T);
     try {
@@ -215,6 +211,70 @@ export class Model {
       }
       cache.length = pos + T;
       return logits.f32().slice();
+    } finally {
+      this.activations.reset();
+    }
+  }
+
+  private checkTokens(tokens: readonly number[]): void {
+    const V = this.config.vocabSize;
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= V) {
+        throw new SwitchyardError('E_INVALID_ARGUMENT', `token id ${t} is outside the vocabulary (0..${V - 1})`);
+      }
+    }
+  }
+
+  /**
+   * Several sequences in one forward step: each runs its tokens at positions [pos, pos + n) of
+   * its own KV cache (newKVCache()), and gets the logits [V] of its last token. Projections,
+   * norms and experts run once over all rows (sequences that pick the same experts share one
+   * dispatch); attention runs per sequence. Groundwork for batching concurrent decode steps.
+   */
+  evalBatch(seqs: readonly { readonly tokens: readonly number[]; readonly pos: number; readonly cache: KVCache }[], options: { routing?: RoutingControls } = {}): Float32Array[] {
+    if (seqs.length === 0) return [];
+    if (this.config.architecture === 'deepseek2') {
+      throw new SwitchyardError('E_UNSUPPORTED', 'evalBatch: deepseek2 (multi-head latent attention) evaluates one sequence per step');
+    }
+    if (new Set(seqs.map((q) => q.cache)).size !== seqs.length) {
+      throw new SwitchyardError('E_INVALID_ARGUMENT', 'evalBatch: every sequence needs its own KV cache');
+    }
+    const segments: StepSegment[] = [];
+    let start = 0;
+    for (const q of seqs) {
+      if (q.tokens.length === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', 'evalBatch: a sequence has no tokens');
+      this.checkTokens(q.tokens);
+      q.cache.reserve(q.pos, q.tokens.length);
+      segments.push({ start, count: q.tokens.length, cache: q.cache, pos: q.pos });
+      start += q.tokens.length;
+    }
+    const first = seqs[0] as (typeof seqs)[0];
+    const V = this.config.vocabSize;
+    try {
+      const step: Step = {
+        backend: this.device.backend,
+        devices: this.devices,
+        arena: this.activations,
+        weights: this.weights,
+        config: this.config,
+        cache: first.cache,
+        pos: first.pos,
+        T: start,
+        positions: i32Tensor(this.activations, [start], seqs.flatMap((q) => q.tokens.map((_, i) => q.pos + i))),
+        lastOnly: true,
+        segments,
+        ...(this.offload ? { offload: this.offload } : {}),
+        ...(this.onRouting ? { onRouting: this.onRouting } : {}),
+        ...(options.routing ? { routing: options.routing } : {}),
+      };
+      this.offload?.cache.countTokens(start);
+      const logits = this.run(step, seqs.flatMap((q) => q.tokens));
+      if (logits.type !== GGMLType.F32 || logits.shape[0] !== seqs.length || logits.shape[1] !== V) {
+        throw new Error(`${this.config.architecture} forward returned ${logits}, expected [${seqs.length}, ${V}] F32`);
+      }
+      for (const q of seqs) q.cache.length = q.pos + q.tokens.length;
+      const all = logits.f32();
+      return seqs.map((_, i) => all.slice(i * V, (i + 1) * V));
     } finally {
       this.activations.reset();
     }

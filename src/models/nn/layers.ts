@@ -43,6 +43,20 @@ export interface Step {
   readonly onRouting?: RoutingObserver;
   /** Per-request routing controls: top-k / top-p / skipping, banned, forced and scaled experts. */
   readonly routing?: RoutingControls;
+  /**
+   * Several sequences in one step (Model.evalBatch): rows [start, start + count) are one
+   * sequence at positions [pos, pos + count) of its own KV cache. Row-wise layers (projections,
+   * norms, experts) run on all rows at once; attention runs per sequence. Absent: one sequence,
+   * `cache` and `pos`.
+   */
+  readonly segments?: readonly StepSegment[];
+}
+
+export interface StepSegment {
+  readonly start: number;
+  readonly count: number;
+  readonly cache: KVCache;
+  readonly pos: number;
 }
 
 /**
@@ -218,7 +232,10 @@ export function attention(s: Step, il: number, x: Tensor, o: AttentionOptions = 
   const { T, backend } = s;
 
   let q = dense(s, x, `${p}attn_q`); // [T, H·Dk]
-  const rows = s.cache.staging(s.arena, il, s.pos, T);
+  // Several sequences: keys and values of all rows in the step's own F32 rows, then per sequence.
+  const rows = s.segments
+    ? { k: newF32(s, [T, Hkv, Dk]), v: newF32(s, [T, Hkv, Dv]) }
+    : s.cache.staging(s.arena, il, s.pos, T);
   const k = rows.k.reshape([T, Hkv * Dk]); // [T, Hkv·Dk] F32 (in the cache when it is F32)
   const v = rows.v.reshape([T, Hkv * Dv]);
   matmulInto(s, k, s.weights.get(`${p}attn_k.weight`), x);
@@ -241,16 +258,19 @@ export function attention(s: Step, il: number, x: Tensor, o: AttentionOptions = 
   const rope = ropeParams(c, o.freqFactors, o.sliding);
   backend.rope(q3, q3, s.positions, rope);
   backend.rope(k3, k3, s.positions, rope);
-  s.cache.write(backend, il, s.pos, rows);
-
-  const cached = s.cache.upTo(il, s.pos + T);
   const out = newF32(s, [T, H, Dv]);
-  backend.attention(out, q3, cached.k, cached.v, {
+  const params = {
     scale: o.scale ?? a.scale ?? 1 / Math.sqrt(Dk),
-    qPos0: s.pos,
     ...(o.sliding ? { window: a.slidingWindow } : {}),
     ...(o.sinks ? { sinks: o.sinks } : {}),
-  });
+  };
+  for (const seg of s.segments ?? [{ start: 0, count: T, cache: s.cache, pos: s.pos }]) {
+    const mine = s.segments ? { k: rows.k.slice(seg.start, seg.count), v: rows.v.slice(seg.start, seg.count) } : rows;
+    seg.cache.write(backend, il, seg.pos, mine);
+    const cached = seg.cache.upTo(il, seg.pos + seg.count);
+    const q = s.segments ? q3.slice(seg.start, seg.count) : q3;
+    backend.attention(s.segments ? out.slice(seg.start, seg.count) : out, q, cached.k, cached.v, { ...params, qPos0: seg.pos });
+  }
   return dense(s, out.reshape([T, H * Dv]), `${p}attn_output`);
 }
 
@@ -378,7 +398,15 @@ function runExpertsInto(
 
 /** Final norm and output projection: logits [T, V], or [1, V] with lastOnly (the output matrix is token_embd when tied). */
 export function outputLogits(s: Step, x: Tensor): Tensor {
-  const h = rmsNorm(s, s.lastOnly ? x.slice(x.rows - 1, 1) : x, 'output_norm');
+  let last = x.slice(x.rows - 1, 1);
+  if (s.lastOnly && s.segments) {
+    // The last row of every sequence: [S, D].
+    last = newF32(s, [s.segments.length, x.cols]);
+    s.segments.forEach((seg, i) => {
+      last.slice(i, 1).bytes.set(x.slice(seg.start + seg.count - 1, 1).bytes);
+    });
+  }
+  const h = rmsNorm(s, s.lastOnly ? last : x, 'output_norm');
   const w = s.weights.optional('output.weight') ?? s.weights.get('token_embd.weight');
   return linear(s, h, w, s.weights.optional('output.bias'));
 }
