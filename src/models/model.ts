@@ -182,38 +182,50 @@ export class Model {
    */
   eval(tokens: readonly number[], pos: number, options: EvalOptions = {}): Float32Array {
     const T = tokens.length;
-    const V = this.config.vocabSize;
     if (T === 0) return new Float32Array(0);
     this.checkTokens(tokens);
     const cache = options.cache ?? this.cache;
     cache.reserve(pos, T);
     try {
-      const step: Step = {
-        backend: this.device.backend,
-        devices: this.devices,
-        arena: this.activations,
-        weights: this.weights,
-        config: this.config,
-        cache,
-        pos,
-        T,
-        positions: i32Tensor(this.activations, [T], Array.from({ length: T }, (_, i) => pos + i)),
-        lastOnly: !!options.last,
-        ...(this.offload ? { offload: this.offload } : {}),
-        ...(this.onRouting ? { onRouting: this.onRouting } : {}),
-        ...(options.routing ? { routing: options.routing } : {}),
-      };
-      this.offload?.cache.countTokens(T);
-      const logits = this.run(step, tokens);
       const rows = options.last ? 1 : T;
-      if (logits.type !== GGMLType.F32 || logits.shape[0] !== rows || logits.shape[1] !== V) {
-        throw new Error(`${this.config.architecture} forward returned ${logits}, expected [${rows}, ${V}] F32`);
-      }
+      const step = { cache, pos, lastOnly: !!options.last };
+      const logits = this.forward(tokens, Array.from({ length: T }, (_, i) => pos + i), step, rows, options.routing);
       cache.length = pos + T;
-      return logits.f32().slice();
+      return logits;
     } finally {
       this.activations.reset();
     }
+  }
+
+  /** One forward step: the model's own Step fields plus `fields`; the logits [rows, V], checked. */
+  private forward(
+    tokens: readonly number[],
+    positions: number[],
+    fields: Pick<Step, 'cache' | 'pos' | 'lastOnly' | 'segments'>,
+    rows: number,
+    routing: RoutingControls | undefined,
+  ): Float32Array {
+    const T = tokens.length;
+    const V = this.config.vocabSize;
+    const step: Step = {
+      backend: this.device.backend,
+      devices: this.devices,
+      arena: this.activations,
+      weights: this.weights,
+      config: this.config,
+      T,
+      positions: i32Tensor(this.activations, [T], positions),
+      ...fields,
+      ...(this.offload ? { offload: this.offload } : {}),
+      ...(this.onRouting ? { onRouting: this.onRouting } : {}),
+      ...(routing ? { routing } : {}),
+    };
+    this.offload?.cache.countTokens(T);
+    const logits = this.run(step, tokens);
+    if (logits.type !== GGMLType.F32 || logits.shape[0] !== rows || logits.shape[1] !== V) {
+      throw new Error(`${this.config.architecture} forward returned ${logits}, expected [${rows}, ${V}] F32`);
+    }
+    return logits.f32().slice();
   }
 
   private checkTokens(tokens: readonly number[]): void {
@@ -251,29 +263,10 @@ export class Model {
     const first = seqs[0] as (typeof seqs)[0];
     const V = this.config.vocabSize;
     try {
-      const step: Step = {
-        backend: this.device.backend,
-        devices: this.devices,
-        arena: this.activations,
-        weights: this.weights,
-        config: this.config,
-        cache: first.cache,
-        pos: first.pos,
-        T: start,
-        positions: i32Tensor(this.activations, [start], seqs.flatMap((q) => q.tokens.map((_, i) => q.pos + i))),
-        lastOnly: true,
-        segments,
-        ...(this.offload ? { offload: this.offload } : {}),
-        ...(this.onRouting ? { onRouting: this.onRouting } : {}),
-        ...(options.routing ? { routing: options.routing } : {}),
-      };
-      this.offload?.cache.countTokens(start);
-      const logits = this.run(step, seqs.flatMap((q) => q.tokens));
-      if (logits.type !== GGMLType.F32 || logits.shape[0] !== seqs.length || logits.shape[1] !== V) {
-        throw new Error(`${this.config.architecture} forward returned ${logits}, expected [${seqs.length}, ${V}] F32`);
-      }
+      const positions = seqs.flatMap((q) => q.tokens.map((_, i) => q.pos + i));
+      const step = { cache: first.cache, pos: first.pos, lastOnly: true, segments };
+      const all = this.forward(seqs.flatMap((q) => q.tokens), positions, step, seqs.length, options.routing);
       for (const q of seqs) q.cache.length = q.pos + q.tokens.length;
-      const all = logits.f32();
       return seqs.map((_, i) => all.slice(i * V, (i + 1) * V));
     } finally {
       this.activations.reset();
