@@ -45,6 +45,12 @@ describe.skipIf(!CHROMIUM)('the live page in headless Chromium', () => {
       page.on('request', (r) => {
         if (!r.url().startsWith(url)) external.push(r.url());
       });
+      // The page samples (OpenAI's default temperature 1): make its request greedy so the test
+      // cannot draw an early end of generation.
+      await page.route('**/v1/chat/completions', (route) => {
+        const body = JSON.parse(route.request().postData() ?? '{}') as Record<string, unknown>;
+        return route.continue({ postData: JSON.stringify({ ...body, temperature: 0 }) });
+      });
       await page.goto(url);
       await page.waitForFunction(() => document.querySelectorAll('#grid .cell').length === 4 * 16);
       await expect(page.textContent('#model')).resolves.toMatch(/4 MoE layers × 16 experts, 2 per token/);
