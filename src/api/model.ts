@@ -199,10 +199,15 @@ class GGUFModel implements LoadedModel, Evaluator {
     };
   }
 
-  async traceRouting(text: string | readonly string[], options: TraceOptions = {}): Promise<RoutingTrace> {
+  traceRouting(text: string | readonly string[], options: TraceOptions = {}): Promise<RoutingTrace> {
+    return this.recordRouting('traceRouting', text, options);
+  }
+
+  /** The routing of texts evaluated in chunks of ctx tokens (traces and expert profiles); `what` names the caller in errors. */
+  private async recordRouting(what: string, text: string | readonly string[], options: TraceOptions): Promise<RoutingTrace> {
     const c = this.model.config;
     const moe = c.moe;
-    if (!moe) throw new SwitchyardError('E_UNSUPPORTED', `traceRouting: ${this.info.path} has no routed experts`);
+    if (!moe) throw new SwitchyardError('E_UNSUPPORTED', `${what}: ${this.info.path} has no routed experts`);
     if (options.routing) checkRoutingControls(options.routing, moe.expertCount);
     const ctx = Math.min(options.ctx ?? 512, this.model.cache.size);
     // Each text is its own sequence (a set of prompts), cut into chunks of ctx tokens.
@@ -211,12 +216,12 @@ class GGUFModel implements LoadedModel, Evaluator {
       return Array.from({ length: Math.ceil(ids.length / ctx) }, (_, i) => ids.slice(i * ctx, (i + 1) * ctx));
     });
     const total = chunks.reduce((n, c) => n + c.length, 0);
-    if (total === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', 'traceRouting: the text is empty');
+    if (total === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', `${what}: the text is empty`);
     const layers = this.info.experts?.layers ?? [];
     const widest = options.routing ? Math.max(moe.expertUsedCount, options.routing.topK ?? 0, ...Object.values(options.routing.topKPerLayer ?? {}), options.routing.topP?.maxK ?? (options.routing.topP ? moe.expertCount : 0)) : moe.expertUsedCount;
     const recorder = new TraceRecorder({ model: this.info.path, architecture: c.architecture, layers, experts: moe.expertCount, used: widest });
     const D = c.embeddingLength;
-    const release = this.acquire('traceRouting');
+    const release = this.acquire(what);
     this.model.onRouting = (layer, r, expertOutputs, logits) => {
       recorder.record(layer, r.ids, r.weights, logits);
       if (!options.peaks) return;
@@ -240,35 +245,20 @@ class GGUFModel implements LoadedModel, Evaluator {
   }
 
   async profileExperts(text: string, options: ProfileOptions = {}): Promise<ExpertProfile> {
-    const moe = this.model.config.moe;
-    if (!moe) throw new SwitchyardError('E_UNSUPPORTED', `profileExperts: ${this.info.path} has no routed experts`);
-    const ctx = Math.min(options.ctx ?? 512, this.model.cache.size);
-    const tokens = this.tokenize(text);
-    if (tokens.length === 0) throw new SwitchyardError('E_INVALID_ARGUMENT', 'profileExperts: the text is empty');
-    const release = this.acquire('profileExperts');
-    const counts = new Map<number, number[]>();
-    const peaks = new Map<number, number[]>();
-    const D = this.model.config.embeddingLength;
-    this.model.onRouting = (layer, r, expertOutputs, logits) => {
-      const c = counts.get(layer) ?? new Array(moe.expertCount).fill(0);
-      const p = peaks.get(layer) ?? new Array(moe.expertCount).fill(0);
-      counts.set(layer, c);
-      peaks.set(layer, p);
-      for (const e of r.ids) if (e >= 0) c[e] = (c[e] as number) + 1;
-      mergeExpertPeaks(p, r.ids, logits.length / moe.expertCount, D, expertOutputs);
-    };
-    try {
-      for (let at = 0; at < tokens.length; at += ctx) {
-        this.model.eval(tokens.slice(at, at + ctx), 0, { last: true });
-        options.onProgress?.(Math.min(tokens.length, at + ctx), tokens.length);
-        await new Promise((r) => setImmediate(r)); // let progress reach the terminal
-      }
-    } finally {
-      this.model.onRouting = undefined;
-      release();
+    const trace = await this.recordRouting('profileExperts', text, {
+      peaks: true,
+      ...(options.ctx !== undefined ? { ctx: options.ctx } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    // Per MoE layer: how many tokens selected each expert, and each expert's peak output.
+    const { layers, experts: E, used: K } = trace;
+    const counts = new Map(layers.map((l) => [l, new Array<number>(E).fill(0)]));
+    for (let i = 0; i < trace.ids.length; i++) {
+      const e = trace.ids[i] as number;
+      if (e >= 0) (counts.get(layers[Math.floor(i / K) % layers.length] as number) as number[])[e]++;
     }
-    const layers = counts.size;
-    return makeProfile(this.info.path, tokens.length, counts, peaks, options.top ?? layers * moe.expertUsedCount);
+    const peaks = new Map(layers.map((l, li) => [l, Array.from((trace.peaks as Float32Array).subarray(li * E, (li + 1) * E))]));
+    return makeProfile(this.info.path, trace.tokens.length, counts, peaks, options.top ?? layers.length * K);
   }
 
   memory(): MemoryReport {
