@@ -24,7 +24,9 @@
  * in between never remove the best token). Arithmetic on logits is float32 as in llama.cpp
  * (Math.fround at each step); the draw uses our own seeded PRNG (xoshiro128**), so a seed
  * reproduces our samples exactly but not llama.cpp's std::mt19937 stream. Candidates are ordered
- * by logit descending, ties by lowest id, before the draw.
+ * by logit descending, ties by lowest id, before the draw. The normalising sum runs over the
+ * candidates in that order, or in id order when no filter removed any (then the draw needs only
+ * the best few sorted: see drawUnfiltered).
  */
 import { randomInt } from 'node:crypto';
 import { InvalidArgumentError } from '../core/errors.js';
@@ -116,7 +118,9 @@ export class Sampler {
 
   /** The next token for `logits` [V]. */
   sample(logits: Float32Array): number {
-    const c = this.candidates(logits);
+    const chain = this.filter(logits);
+    if (chain.ids === null) return this.drawUnfiltered(chain.l);
+    const c = this.distribution(chain.l, chain.ids);
     if (c.ids.length === 1) return c.ids[0] as number;
     const u = this.random();
     let run = 0;
@@ -127,23 +131,62 @@ export class Sampler {
     return c.ids[c.ids.length - 1] as number; // rounding left the running sum just below u
   }
 
+  /**
+   * The draw when no filter removed anything (OpenAI's defaults: top_p 1, no top-k or min-p):
+   * it usually ends among the best few candidates, so those are selected first and the rest
+   * sorted only when it goes past them. The same candidates, order and sums as candidates(),
+   * hence the same token as drawing from it, without sorting the vocabulary each time.
+   */
+  private drawUnfiltered(l: Float32Array): number {
+    const { t, max, sum } = unfiltered(l, f(this.o.temperature));
+    const u = this.random();
+    let run = 0;
+    const best = topKIds(l, Math.min(DRAW_PREFIX, l.length));
+    for (const id of best) {
+      run += f(Math.exp(f(f((l[id] as number) / t) - max))) / sum;
+      if (run >= u) return id;
+    }
+    const all = sortIds(l, null); // begins with `best`
+    for (let i = best.length; i < all.length; i++) {
+      run += f(Math.exp(f(f((l[all[i] as number] as number) / t) - max))) / sum;
+      if (run >= u) return all[i] as number;
+    }
+    return all[all.length - 1] as number; // rounding left the running sum just below u
+  }
+
   /** The chain without the draw: the candidates and the distribution `sample` draws from. */
   candidates(logits: Float32Array): Candidates {
+    const chain = this.filter(logits);
+    if (chain.ids !== null) return this.distribution(chain.l, chain.ids);
+    const l = chain.l;
+    const { t, max, sum } = unfiltered(l, f(this.o.temperature));
+    const ids = sortIds(l, null);
+    const probs = new Float64Array(ids.length);
+    for (let i = 0; i < ids.length; i++) probs[i] = f(Math.exp(f(f((l[ids[i] as number] as number) / t) - max))) / sum;
+    return { ids, probs };
+  }
+
+  /**
+   * Penalties, then greedy or the filters: the candidates sorted by logit descending, or null
+   * when every id is left (none of top-k, top-p or min-p removed any).
+   */
+  private filter(logits: Float32Array): { l: Float32Array; ids: Int32Array | null } {
     if (logits.length !== this.vocabSize) {
       throw new InvalidArgumentError(`sampler: logits have ${logits.length} entries, the vocabulary ${this.vocabSize}`);
     }
     const o = this.o;
     const l = this.penalized(logits);
-    if (o.temperature <= 0) return { ids: Int32Array.of(argmax(l)), probs: Float64Array.of(1) };
-
-    // Candidates sorted by logit descending, or null while they are every id, unsorted.
+    if (o.temperature <= 0) return { l, ids: Int32Array.of(argmax(l)) };
     let ids: Int32Array | null = o.topK > 0 && o.topK < l.length ? topKIds(l, o.topK) : null;
     if (o.topP < 1) ids = topP(l, ids, o.topP);
     if (o.minP > 0) ids = minP(l, ids, o.minP);
-    ids ??= sortIds(l, null);
+    return { l, ids };
+  }
 
-    // temperature, then llama_sampler_dist_apply: float exponentials, a double sum.
-    const t = f(o.temperature);
+  /** Temperature, then llama_sampler_dist_apply over sorted candidates: float exponentials, a double sum. */
+  private distribution(l: Float32Array, ids: Int32Array): Candidates {
+    if (ids.length === 1) return { ids: ids.slice(), probs: Float64Array.of(1) };
+    const t = f(this.o.temperature);
     const max = f((l[ids[0] as number] as number) / t);
     const probs = new Float64Array(ids.length);
     let sum = 0;
@@ -171,6 +214,22 @@ export class Sampler {
     }
     return l;
   }
+}
+
+/** Candidates selected first when nothing is filtered (the draw rarely goes past them). */
+const DRAW_PREFIX = 64;
+
+/**
+ * The distribution over every id at temperature t: its max scaled logit and the double sum of the
+ * float exponentials, summed in id order (no sort needed; candidates() divides by the same sum).
+ */
+function unfiltered(l: Float32Array, t: number): { t: number; max: number; sum: number } {
+  let best = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < l.length; i++) best = Math.max(best, l[i] as number);
+  const max = f(best / t);
+  let sum = 0;
+  for (let i = 0; i < l.length; i++) sum += f(Math.exp(f(f((l[i] as number) / t) - max)));
+  return { t, max, sum };
 }
 
 /** Index of the largest value, lowest index on ties. */

@@ -152,6 +152,29 @@ describe('seeded draws', () => {
     expect(a.seed).toBe(1234);
   });
 
+  it('with no filter, a draw is the inverse CDF over candidates() (also when it goes past the best 64)', () => {
+    const V = 3000;
+    const rng = seededRandom(99);
+    const opts = { temperature: 1.3, topK: 0, topP: 1, minP: 0, seed: 5 };
+    const a = new Sampler(V, opts);
+    const reference = new Sampler(V, opts);
+    const u = seededRandom(5); // the sampler's own stream: one number per draw
+    let past = 0;
+    for (let n = 0; n < 300; n++) {
+      // Rows from nearly flat (the draw runs deep) to peaked.
+      const spread = n % 3 === 0 ? 0.01 : 4;
+      const row = Float32Array.from({ length: V }, () => (rng() - 0.5) * spread);
+      const c = reference.candidates(row);
+      const x = u();
+      let run = 0;
+      let i = 0;
+      while (i < c.ids.length - 1 && (run += c.probs[i] as number) < x) i++;
+      if (i >= 64) past++;
+      expect(a.sample(row)).toBe(c.ids[i]);
+    }
+    expect(past).toBeGreaterThan(50);
+  });
+
   it('different seeds give different streams; the generator is uniform on [0, 1)', () => {
     const x = seededRandom(1);
     const y = seededRandom(2);
