@@ -23,8 +23,11 @@ export interface Evaluator {
   readonly vocabSize: number;
   /** Positions the KV cache holds. */
   readonly contextLength: number;
-  /** Logits [T, V] of tokens at positions [pos, pos + T) (only the last row with `last`). */
-  eval(tokens: readonly number[], pos: number, options?: { last?: boolean }): Float32Array;
+  /**
+   * Logits [T, V] of tokens at positions [pos, pos + T) (only the last row with `last`); a
+   * promise when the step runs in a batch with other sequences' (src/api/batch.ts).
+   */
+  eval(tokens: readonly number[], pos: number, options?: { last?: boolean }): Float32Array | Promise<Float32Array>;
   /** True once the model is closed: nothing may be evaluated any more. */
   readonly closed: boolean;
   /** Expert cache counters so far (models with offloaded experts). */
@@ -127,9 +130,24 @@ export async function* generateTokens(
     return;
   }
 
+  // A model closed while a step waits for its batch ends the generation ('aborted'), as between steps.
+  const step = async (tokens: readonly number[], at: number): Promise<Float32Array | undefined> => {
+    try {
+      return await model.eval(tokens, at, { last: true }); // [V]
+    } catch (e) {
+      if (stopped()) return undefined;
+      throw e;
+    }
+  };
+
   for (const t of prompt) sampler.accept(t);
   let start = performance.now();
-  let logits = model.eval(prompt, 0, { last: true }); // [V]
+  let logits = await step(prompt, 0);
+  if (!logits) {
+    stats.stopReason = 'aborted';
+    yield done();
+    return;
+  }
   let pos = prompt.length;
   let timing: 'promptSeconds' | 'decodeSeconds' = 'promptSeconds';
   let stringStop = false;
@@ -149,9 +167,9 @@ export async function* generateTokens(
       stats.stopReason = tokenizer.isEndOfGeneration(token) ? 'end-of-generation' : 'stop';
       break;
     }
-    const step = stops.push(token, decoder.push(token));
-    for (const t of step.release) yield tokenEvent(t);
-    if (step.stop !== undefined) {
+    const held = stops.push(token, decoder.push(token));
+    for (const t of held.release) yield tokenEvent(t);
+    if (held.stop !== undefined) {
       stats.stopReason = 'stop';
       stringStop = true;
       break;
@@ -164,7 +182,11 @@ export async function* generateTokens(
     }
     start = performance.now();
     timing = 'decodeSeconds';
-    logits = model.eval([token], pos, { last: true });
+    logits = await step([token], pos);
+    if (!logits) {
+      stats.stopReason = 'aborted';
+      break;
+    }
     pos++;
   }
   if (!stringStop) for (const t of stops.finish()) yield tokenEvent(t);

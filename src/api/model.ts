@@ -22,6 +22,7 @@ import { type ChatMessage, type ChatTemplate, chatTemplateFor } from '../tokeniz
 import { type Tokenizer, tokenizerFromGGUF } from '../tokenizer/tokenizer.js';
 import { summarizeGGUF } from '../weights/summary.js';
 import { chatPromptText } from './chat.js';
+import { BatchScheduler, type BatchStats } from './batch.js';
 import { type Evaluator, generateTokens } from './generate.js';
 import { perplexityOfTokens } from './perplexity.js';
 import type {
@@ -50,11 +51,12 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     dequantize: options.dequantize,
     kvCacheType: options.kvCacheType,
     onProgress: options.onProgress,
+    sequences: options.sequences,
     ...(options.expertMemory !== undefined ? { expertMemory: options.expertMemory } : {}),
     ...(options.expertCache ? { expertCache: options.expertCache } : {}),
   });
   try {
-    return new GGUFModel(model, tokenizerFromGGUF(model.file.metadata));
+    return new GGUFModel(model, tokenizerFromGGUF(model.file.metadata), new BatchScheduler(model, options.batchTokens));
   } catch (e) {
     await model.close();
     throw e;
@@ -86,18 +88,27 @@ function mergeExpertPeaks(
   }
 }
 
+/** A generation's place in the model: its KV cache, and the weak one of self-contrast (made on first use). */
+interface Sequence {
+  readonly cache: KVCache;
+  weak?: KVCache;
+  busy: boolean;
+}
+
 class GGUFModel implements LoadedModel, Evaluator {
   readonly info: ModelInfo;
+  /** What uses the model alone (logits, perplexity, traces, profiles), if anything. */
   private busy: string | undefined;
   private isClosed = false;
   private template: ChatTemplate | undefined;
-  /** The weak sequence of self-contrast decoding (made on first use). */
-  private weakCache: KVCache | undefined;
+  private readonly sequences: Sequence[];
 
   constructor(
     private readonly model: Model,
     readonly tokenizer: Tokenizer,
+    private readonly scheduler: BatchScheduler,
   ) {
+    this.sequences = model.caches.map((cache) => ({ cache, busy: false }));
     const c = model.config;
     const summary = summarizeGGUF(model.file);
     this.info = {
@@ -119,6 +130,7 @@ class GGUFModel implements LoadedModel, Evaluator {
       kernels: model.device.backend.name,
       threads: model.device.backend.threads,
       kvCacheType: model.cache.type,
+      sequences: model.caches.length,
     };
     const plan = model.expertPlan;
     const off = model.offload;
@@ -136,63 +148,39 @@ class GGUFModel implements LoadedModel, Evaluator {
     }
   }
 
-  /** The Evaluator of one request: routing controls and, for self-contrast, the weak sequence's logits. */
-  private evaluator(routing?: RoutingControls, contrast?: GenerateOptions['contrast'], trace = false): Evaluator {
-    if (routing) checkRoutingControls(routing, this.model.config.moe?.expertCount ?? 1);
-    if (!routing && !contrast && !trace) return this;
-    const model = this.model;
-    const V = model.config.vocabSize;
+  /**
+   * The Evaluator of one generation on `seq`: its steps go through the batch scheduler with the
+   * request's routing controls; with `contrast`, each step also runs the weak routing in the
+   * sequence's second KV cache (in the same batch turn) and the logits are combined.
+   */
+  private evaluator(seq: Sequence, options: Pick<GenerateOptions, 'routing' | 'contrast' | 'trace'>): Evaluator {
+    const { routing, contrast, trace } = options;
+    const moe = this.model.config.moe;
+    if (routing) checkRoutingControls(routing, moe?.expertCount ?? 1);
     let weak: { cache: KVCache; routing: RoutingControls } | undefined;
     if (contrast) {
-      if (!model.config.moe) throw new SwitchyardError('E_UNSUPPORTED', `contrast: ${this.info.path} has no routed experts`);
-      const rank = contrast.weakRank ?? Math.min(model.config.moe.expertUsedCount + 1, model.config.moe.expertCount);
-      checkRoutingControls({ onlyRank: rank }, model.config.moe.expertCount);
-      this.weakCache ??= model.newKVCache();
-      weak = { cache: this.weakCache, routing: { onlyRank: rank } };
+      if (!moe) throw new SwitchyardError('E_UNSUPPORTED', `contrast: ${this.info.path} has no routed experts`);
+      const rank = contrast.weakRank ?? Math.min(moe.expertUsedCount + 1, moe.expertCount);
+      checkRoutingControls({ onlyRank: rank }, moe.expertCount);
+      seq.weak ??= this.model.newKVCache();
+      weak = { cache: seq.weak, routing: { onlyRank: rank } };
     }
+    const scheduler = this.scheduler;
     const isClosed = () => this.isClosed;
     let last: LayerRouting[] | undefined;
     return {
-      vocabSize: V,
-      contextLength: model.cache.size,
+      vocabSize: this.vocabSize,
+      contextLength: this.contextLength,
       get closed() {
         return isClosed();
       },
-      eval: (tokens, pos, o = {}) => {
-        let strong: Float32Array;
-        if (trace) {
-          // The last row's routing, per MoE layer, best first.
-          const E = model.config.moe?.expertCount ?? 1;
-          const captured: LayerRouting[] = [];
-          model.onRouting = (layer, r, _outputs, logits) => {
-            const T = logits.length / E;
-            const K = r.ids.length / T;
-            const ids: number[] = [];
-            const weights: number[] = [];
-            for (let k = 0; k < K; k++) {
-              const e = r.ids[(T - 1) * K + k] as number;
-              if (e < 0) continue;
-              ids.push(e);
-              weights.push(r.weights[(T - 1) * K + k] as number);
-            }
-            captured.push({ layer, ids, weights });
-          };
-          try {
-            strong = model.eval(tokens, pos, { ...o, ...(routing ? { routing } : {}) });
-          } finally {
-            model.onRouting = undefined;
-          }
-          last = captured;
-        } else {
-          strong = model.eval(tokens, pos, { ...o, ...(routing ? { routing } : {}) });
-        }
-        if (!weak || !contrast) return strong;
-        const w = model.eval(tokens, pos, { ...o, cache: weak.cache, routing: weak.routing });
-        const out = new Float32Array(strong.length);
-        for (let r = 0; r < strong.length / V; r++) {
-          out.set(contrastLogits(strong.subarray(r * V, (r + 1) * V), w.subarray(r * V, (r + 1) * V), contrast), r * V);
-        }
-        return out;
+      eval: async (tokens, pos) => {
+        const strong = scheduler.step(seq.cache, tokens, pos, { ...(routing ? { routing } : {}), trace: !!trace });
+        const w = weak && scheduler.step(weak.cache, tokens, pos, { routing: weak.routing });
+        const s = await strong;
+        last = s.routing;
+        if (!w || !contrast) return s.logits;
+        return contrastLogits(s.logits, (await w).logits, contrast);
       },
       expertStats: () => this.expertStats(),
       lastRouting: () => last,
@@ -287,6 +275,10 @@ class GGUFModel implements LoadedModel, Evaluator {
     return this.model.eval(tokens, pos, options);
   }
 
+  batchStats(): BatchStats {
+    return { ...this.scheduler.stats };
+  }
+
   tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): number[] {
     return this.tokenizer.encode(text, options);
   }
@@ -296,12 +288,12 @@ class GGUFModel implements LoadedModel, Evaluator {
   }
 
   async *generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
-    const release = this.acquire('generate');
+    const seq = this.acquireSequence();
     try {
       const tokens = typeof prompt === 'string' ? this.tokenize(prompt, { addSpecial: true, parseSpecial: true }) : prompt;
-      yield* generateTokens(this.evaluator(options.routing, options.contrast, options.trace), this.tokenizer, tokens, options);
+      yield* generateTokens(this.evaluator(seq, options), this.tokenizer, tokens, options);
     } finally {
-      release();
+      seq.busy = false;
     }
   }
 
@@ -314,7 +306,8 @@ class GGUFModel implements LoadedModel, Evaluator {
   logits(tokens: readonly number[], options: { routing?: RoutingControls } = {}): Float32Array {
     const release = this.acquire('logits');
     try {
-      return this.evaluator(options.routing).eval(tokens, 0);
+      if (options.routing) checkRoutingControls(options.routing, this.model.config.moe?.expertCount ?? 1);
+      return this.model.eval(tokens, 0, options.routing ? { routing: options.routing } : {});
     } finally {
       release();
     }
@@ -328,7 +321,18 @@ class GGUFModel implements LoadedModel, Evaluator {
         throw new SwitchyardError('E_UNSUPPORTED', `perplexity: ${this.info.path} appends EOS to every text; llama-perplexity refuses such vocabularies`);
       }
       const tokens = this.tokenize(text, { addSpecial: true, parseSpecial: false });
-      return await perplexityOfTokens(this.evaluator(options.routing), tokens, this.tokenizer.addBos ? this.tokenizer.bos : null, options);
+      const routing = options.routing;
+      if (routing) checkRoutingControls(routing, this.model.config.moe?.expertCount ?? 1);
+      const isClosed = () => this.isClosed;
+      const scorer = {
+        vocabSize: this.vocabSize,
+        contextLength: this.contextLength,
+        get closed() {
+          return isClosed();
+        },
+        eval: (t: readonly number[], pos: number, o: { last?: boolean } = {}) => this.model.eval(t, pos, { ...o, ...(routing ? { routing } : {}) }),
+      };
+      return await perplexityOfTokens(scorer, tokens, this.tokenizer.addBos ? this.tokenizer.bos : null, options);
     } finally {
       release();
     }
@@ -337,21 +341,41 @@ class GGUFModel implements LoadedModel, Evaluator {
   async close(): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.scheduler.close(new SwitchyardError('E_CLOSED', `the model ${this.info.path} was closed`));
     await this.model.close();
   }
 
-  /** One sequence at a time: the KV cache is shared. */
+  /** logits, perplexity, traces and profiles use the model alone (its first KV cache, the routing observer). */
   private acquire(what: string): () => void {
     if (this.isClosed) throw new SwitchyardError('E_CLOSED', `${what}: the model ${this.info.path} is closed`);
-    if (this.busy) {
+    const generating = this.sequences.filter((q) => q.busy).length;
+    if (this.busy || generating > 0) {
       throw new SwitchyardError(
         'E_BUSY',
-        `${what}: the model is running ${this.busy}; one sequence at a time (finish or return() the other iterator first)`,
+        `${what}: the model is running ${this.busy ?? `${generating} generation${generating > 1 ? 's' : ''}`}; ` +
+          `${what} needs it alone (finish or return() the other iterators first)`,
       );
     }
     this.busy = what;
     return () => {
       this.busy = undefined;
     };
+  }
+
+  /** A free sequence for a generation (LoadModelOptions.sequences run at once). */
+  private acquireSequence(): Sequence {
+    if (this.isClosed) throw new SwitchyardError('E_CLOSED', `generate: the model ${this.info.path} is closed`);
+    const free = this.busy ? undefined : this.sequences.find((q) => !q.busy);
+    if (!free) {
+      const n = this.sequences.length;
+      throw new SwitchyardError(
+        'E_BUSY',
+        this.busy
+          ? `generate: the model is running ${this.busy}, which needs it alone`
+          : `generate: all ${n} sequence${n > 1 ? 's are' : ' is'} generating (finish or return() another iterator first, or load the model with more sequences)`,
+      );
+    }
+    free.busy = true;
+    return free;
   }
 }

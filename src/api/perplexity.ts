@@ -29,7 +29,7 @@ const f = Math.fround;
 
 /** `tokens` as tokenized in step 1; `bos` is the BOS id when the vocabulary adds BOS, else null. */
 export async function perplexityOfTokens(
-  model: Evaluator,
+  model: Omit<Evaluator, 'eval'> & { eval(tokens: readonly number[], pos: number, options?: { last?: boolean }): Float32Array },
   tokens: readonly number[],
   bos: number | null,
   options: PerplexityOptions,

@@ -4,6 +4,7 @@
  * over these. Implementation: src/api/model.ts.
  */
 import type { ExpertProfile } from '../experts/profile.js';
+import type { BatchStats } from './batch.js';
 import type { RoutingControls } from '../router/adaptive.js';
 import type { RoutingTrace } from '../router/trace.js';
 import type { ExpertCacheStats } from '../experts/stats.js';
@@ -15,7 +16,7 @@ import type { LoadProgress } from '../models/weights.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
-export type { ExpertCacheSettings, ExpertCacheStats, ExpertProfile, KVCacheType, LoadProgress, RoutingControls, RoutingTrace };
+export type { BatchStats, ExpertCacheSettings, ExpertCacheStats, ExpertProfile, KVCacheType, LoadProgress, RoutingControls, RoutingTrace };
 
 export interface LoadModelOptions {
   /** Positions the KV cache holds: the longest prompt + generation (default: the model's, at most 4096). */
@@ -38,6 +39,14 @@ export interface LoadModelOptions {
   expertMemory?: number | string;
   /** Policy, slot allocation, prefetching, pinning and cache-aware routing of the expert cache. */
   expertCache?: ExpertCacheSettings;
+  /**
+   * Generations that may run at once (default 1), each with its own KV cache of contextLength
+   * positions (allocated at load). Their steps run in shared batches (src/api/batch.ts): tokens
+   * that pick the same experts share the work and the reads. Results are the same as alone.
+   */
+  sequences?: number;
+  /** Tokens one batch holds at most (default 512): decode steps first, then prompts in chunks. */
+  batchTokens?: number;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -87,6 +96,8 @@ export interface ModelInfo {
   kernels: KernelBackendName;
   threads: number;
   kvCacheType: KVCacheType;
+  /** Generations that may run at once (LoadModelOptions.sequences). */
+  sequences: number;
   /** How routed experts are held (absent for dense models). */
   expertMemory?: {
     /** Every expert loaded at start: no cache. */
@@ -229,9 +240,9 @@ export interface PerplexityResult {
 }
 
 /**
- * A model ready to run. One sequence at a time: a generation (until its iterator finishes or is
- * returned), `logits` and `perplexity` each use the model alone; a second concurrent call
- * throws. Every call starts a fresh sequence at position 0.
+ * A model ready to run. Up to LoadModelOptions.sequences generations run at once (their steps
+ * batched together); `logits`, `perplexity`, `traceRouting` and `profileExperts` use the model
+ * alone. A call beyond that throws E_BUSY. Every call starts a fresh sequence at position 0.
  */
 export interface LoadedModel {
   readonly info: ModelInfo;
@@ -261,6 +272,8 @@ export interface LoadedModel {
   traceRouting(text: string | readonly string[], options?: TraceOptions): Promise<RoutingTrace>;
   /** Where the model's memory goes now. */
   memory(): MemoryReport;
+  /** Batches run since load: how many, the sequence steps and tokens in them (steps / batches = mean batch). */
+  batchStats(): BatchStats;
   /** Expert cache counters since load or the last reset (undefined when every expert is resident). */
   expertStats(): ExpertCacheStats | undefined;
   resetExpertStats(): void;

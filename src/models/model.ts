@@ -5,8 +5,8 @@
  */
 import { freemem } from 'node:os';
 import { GGMLType } from '../core/dtypes.js';
-import { SwitchyardError } from '../core/errors.js';
-import type { Arena } from '../core/heap.js';
+import { OutOfMemoryError, SwitchyardError } from '../core/errors.js';
+import { type Arena, fmtBytes, type Heap } from '../core/heap.js';
 import type { Tensor } from '../core/tensor.js';
 import { ExpertCache, type ExpertRef, type SlotAllocation } from '../experts/cache.js';
 import {
@@ -65,6 +65,11 @@ export interface ModelLoadOptions {
   readonly expertMemory?: number | string;
   /** How the expert cache works (used when experts are not all resident). */
   readonly expertCache?: ExpertCacheSettings;
+  /**
+   * Sequences that can be in progress at once (default 1): one KV cache of `contextLength`
+   * positions each, allocated at load (`caches`), for evalBatch.
+   */
+  readonly sequences?: number;
 }
 
 export interface EvalOptions {
@@ -103,7 +108,8 @@ export class Model {
     /** devices[0] holds the activations, the KV cache and the small tensors; weights fill the rest. */
     readonly devices: DeviceSet,
     readonly weights: ModelWeights,
-    readonly cache: KVCache,
+    /** One KV cache per sequence (ModelLoadOptions.sequences); caches[0] is `cache`, the default. */
+    readonly caches: readonly KVCache[],
     private readonly run: Forward,
     /** The expert cache and how it is used; absent when every expert is resident. */
     readonly offload: ExpertOffload | undefined,
@@ -113,6 +119,16 @@ export class Model {
     readonly expertLayout: ExpertLayout | undefined,
   ) {
     this.activations = devices.devices[0]?.heap.arena('activations') as Arena;
+  }
+
+  /** The KV cache eval() uses unless told otherwise (the first sequence's). */
+  get cache(): KVCache {
+    return this.caches[0] as KVCache;
+  }
+
+  /** Whether evalBatch can run several sequences in one step (not multi-head latent attention). */
+  get batches(): boolean {
+    return this.config.architecture !== 'deepseek2';
   }
 
   /** The device of the activations and the KV cache. */
@@ -131,19 +147,34 @@ export class Model {
       if (!Number.isInteger(ctx) || ctx < 1) {
         throw new SwitchyardError('E_INVALID_ARGUMENT', `contextLength must be a positive integer, got ${ctx}`);
       }
+      const sequences = options.sequences ?? 1;
+      if (!Number.isInteger(sequences) || sequences < 1) {
+        throw new SwitchyardError('E_INVALID_ARGUMENT', `sequences must be a positive integer, got ${sequences}`);
+      }
       devices = await DeviceSet.create({
         kernels: options.kernels,
         threads: options.threads,
         ...(options.maxHeapBytes ? { heap: { maxBytes: options.maxHeapBytes } } : {}),
       });
       const first = devices.devices[0] as NonNullable<DeviceSet['devices'][0]>;
-      // The cache first, then cap the first heap's weights so activations keep room there.
-      const a = config.attention;
-      const layers = a.headCountKV.map((hkv) => ({ headsKV: hkv, keyLength: a.keyLength, valueLength: a.valueLength }));
-      const cache = new KVCache(first.heap.arena('kv cache'), ctx, layers, options.kvCacheType ?? 'f16');
+      // The caches first, then cap the first heap's weights so activations keep room there.
+      const caches: KVCache[] = [];
+      try {
+        for (let i = 0; i < sequences; i++) caches.push(newKVCache(first.heap, config, ctx, options.kvCacheType ?? 'f16'));
+      } catch (e) {
+        if (!(e instanceof OutOfMemoryError)) throw e;
+        const each = caches[0]?.bytes;
+        throw new SwitchyardError(
+          'E_OUT_OF_MEMORY',
+          `${path}: ${sequences} sequences of ${ctx} positions need ${sequences} KV caches` +
+            `${each ? ` of ${fmtBytes(each)} each` : ''}, more than one wasm memory holds (${fmtBytes(first.heap.maxBytes)}): ` +
+            `use fewer sequences or a smaller contextLength (only ${caches.length} fit)`,
+        );
+      }
+      const cacheBytes = caches.reduce((n, c) => n + c.bytes, 0);
       const headroom = Math.min(ACTIVATION_HEADROOM_BYTES, first.heap.freeBytes * ACTIVATION_HEADROOM_SHARE);
       const layout = config.moe ? expertLayout(file, config.moe.expertUsedCount) : undefined;
-      const plan = layout ? planExperts(layout, options, cache.bytes + headroom) : undefined;
+      const plan = layout ? planExperts(layout, options, cacheBytes + headroom) : undefined;
       const offloaded = plan && !plan.resident;
       first.heap.arena('weights', Math.max(0, first.heap.freeBytes - headroom));
       let weights = await ModelWeights.load(file, devices, options.onProgress, offloaded ? OFFLOADED_TENSOR : undefined);
@@ -168,7 +199,7 @@ export class Model {
         const lookahead = settings.prefetch === false ? undefined : (settings.prefetch ?? 1);
         offload = { cache: expertCache, ...(lookahead !== undefined ? { lookahead } : {}), ...(settings.cacheAware ? { cacheAware: settings.cacheAware } : {}) };
       }
-      return new Model(path, file, config, devices, weights, cache, run, offload, plan, layout);
+      return new Model(path, file, config, devices, weights, caches, run, offload, plan, layout);
     } catch (e) {
       devices?.dispose();
       await file.close();
@@ -245,7 +276,7 @@ export class Model {
    */
   evalBatch(seqs: readonly { readonly tokens: readonly number[]; readonly pos: number; readonly cache: KVCache }[], options: { routing?: RoutingControls } = {}): Float32Array[] {
     if (seqs.length === 0) return [];
-    if (this.config.architecture === 'deepseek2') {
+    if (!this.batches) {
       throw new SwitchyardError('E_UNSUPPORTED', 'evalBatch: deepseek2 (multi-head latent attention) evaluates one sequence per step');
     }
     if (new Set(seqs.map((q) => q.cache)).size !== seqs.length) {
@@ -275,9 +306,7 @@ export class Model {
 
   /** Another KV cache of this model's size and type (a second sequence, e.g. self-contrast's weak one). */
   newKVCache(): KVCache {
-    const a = this.config.attention;
-    const layers = a.headCountKV.map((hkv) => ({ headsKV: hkv, keyLength: a.keyLength, valueLength: a.valueLength }));
-    return new KVCache(this.device.heap.arena('kv cache'), this.cache.size, layers, this.cache.type);
+    return newKVCache(this.device.heap, this.config, this.cache.size, this.cache.type);
   }
 
   /**
@@ -304,6 +333,13 @@ export class Model {
     this.devices.dispose();
     await this.file.close();
   }
+}
+
+/** A KV cache of `size` positions for the model of `config`, in the heap's 'kv cache' arena. */
+function newKVCache(heap: Heap, config: ModelConfig, size: number, type: KVCacheType): KVCache {
+  const a = config.attention;
+  const layers = a.headCountKV.map((hkv) => ({ headsKV: hkv, keyLength: a.keyLength, valueLength: a.valueLength }));
+  return new KVCache(heap.arena('kv cache'), size, layers, type);
 }
 
 /** The expert-memory plan of a load: the request (or the default) against this machine's memory. */

@@ -249,7 +249,7 @@ for (const { model: name, experts } of MODELS) {
 
       const first = model.generate(j.prompt_text, { temperature: 0 })[Symbol.asyncIterator]();
       await first.next();
-      expect(() => model.logits([1])).toThrow(/one sequence at a time/);
+      expect(() => model.logits([1])).toThrow(/running 1 generation; logits needs it alone/);
       await expect(collect(model.generate('x'))).rejects.toThrow(SwitchyardError);
       await first.return?.(undefined);
       expect(model.logits([1]).length).toBe(model.info.vocabSize);
