@@ -1,10 +1,13 @@
 /**
  * `npm run bench:serve`: the OpenAI-compatible server (`switchyard serve`, src/server/) under load
  * on loopback, with the embedded model, in its own process (so the load generator does not share
- * its event loop). 64 concurrent streaming chat requests, then the same 64 one at a time:
+ * its event loop). 64 concurrent streaming chat requests with `--parallel` 1 (no batching: one
+ * generation at a time, the rest queue), 4 (the default) and 16, then the same 64 one at a time:
  * errors, generated tokens, throughput (tokens/s over the wall time), time to first token and
- * inter-token latency (p50 / p95). Requests are served one sequence at a time (a FIFO queue;
- * decode steps of concurrent requests are not batched yet), so concurrency shows as queueing.
+ * inter-token latency (p50 / p95), and from /metrics the mean batch (sequence steps per forward
+ * step). Then the same with experts offloaded (`--expert-memory 25%`): expert bytes read from the
+ * file per generated token, which batching shares between the sequences that pick an expert.
+ * `--quick`: 16 requests.
  */
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -12,11 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { gitInfo, writeResults } from './results.js';
 
 /** Starts `switchyard serve` on a free port; resolves with its URL and a stop function. */
-async function startServer(n: number): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startServer(n: number, args: string[]): Promise<{ url: string; stop: () => Promise<void> }> {
   const root = fileURLToPath(new URL('..', import.meta.url));
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/run.ts', '--threads', String(Math.min(2, cpus().length)), 'serve', '--port', '0', '--ctx', '512', '--max-queue', String(2 * n)],
+    ['--import', 'tsx', 'src/cli/run.ts', '--threads', String(process.env.BENCH_THREADS ?? Math.min(2, cpus().length)), 'serve', '--port', '0', '--ctx', '512', '--max-queue', String(2 * n), ...args],
     { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let err = '';
@@ -36,6 +39,13 @@ async function startServer(n: number): Promise<{ url: string; stop: () => Promis
         child.kill('SIGINT');
       }),
   };
+}
+
+/** The server's counters (src/server/metrics.ts) that this bench reads. */
+async function counters(url: string): Promise<{ batches: number; steps: number; expertBytes: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) => Number(/^(\S+) (\S+)$/m.exec(text.split('\n').find((l) => l.startsWith(`${name} `)) ?? '')?.[2] ?? 0);
+  return { batches: value('switchyard_batches_total'), steps: value('switchyard_batch_steps_total'), expertBytes: value('switchyard_expert_cache_bytes_read_total') };
 }
 
 interface One {
@@ -100,12 +110,13 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))] as number;
 };
 
-function summary(name: string, runs: One[], seconds: number) {
+function summary(name: string, parallel: number, runs: One[], seconds: number, c: { batches: number; steps: number; expertBytes: number }) {
   const tokens = runs.reduce((n, r) => n + r.tokens, 0);
   const ttfts = runs.filter((r) => r.ok).map((r) => r.ttft);
   const gaps = runs.flatMap((r) => r.gaps);
   return {
     scenario: name,
+    parallel,
     requests: runs.length,
     errors: runs.filter((r) => !r.ok).length,
     firstError: runs.find((r) => !r.ok)?.error,
@@ -116,42 +127,58 @@ function summary(name: string, runs: One[], seconds: number) {
     ttftP95: pct(ttfts, 0.95),
     itlP50: pct(gaps, 0.5),
     itlP95: pct(gaps, 0.95),
+    meanBatch: c.batches > 0 ? c.steps / c.batches : 0,
+    expertBytesPerToken: tokens > 0 ? c.expertBytes / tokens : 0,
   };
+}
+
+type Row = ReturnType<typeof summary>;
+
+/** One server: a warm-up, then the requests (all at once, or one at a time); the counters are the scenario's own. */
+async function scenario(name: string, n: number, maxTokens: number, parallel: number, concurrent: boolean, extra: string[] = []): Promise<Row> {
+  const server = await startServer(n, ['--parallel', String(parallel), ...extra]);
+  try {
+    await request(server.url, 0, 4); // warm-up
+    const before = await counters(server.url);
+    const t0 = performance.now();
+    let runs: One[];
+    if (concurrent) runs = await Promise.all(Array.from({ length: n }, (_, i) => request(server.url, i, maxTokens)));
+    else {
+      runs = [];
+      for (let i = 0; i < n; i++) runs.push(await request(server.url, i, maxTokens));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const after = await counters(server.url);
+    const delta = { batches: after.batches - before.batches, steps: after.steps - before.steps, expertBytes: after.expertBytes - before.expertBytes };
+    return summary(name, parallel, runs, seconds, delta);
+  } finally {
+    await server.stop();
+  }
 }
 
 async function main(): Promise<void> {
   const started = new Date();
-  const n = 64;
+  const n = process.argv.includes('--quick') ? 16 : 64;
   const maxTokens = 32;
-  const server = await startServer(n);
-  const url = server.url;
-  const rows = [];
-  try {
-    await request(url, 0, 4); // warm-up
-    let t0 = performance.now();
-    const concurrent = await Promise.all(Array.from({ length: n }, (_, i) => request(url, i, maxTokens)));
-    rows.push(summary(`${n} concurrent`, concurrent, (performance.now() - t0) / 1000));
-    t0 = performance.now();
-    const serial: One[] = [];
-    for (let i = 0; i < n; i++) serial.push(await request(url, i, maxTokens));
-    rows.push(summary(`${n} one at a time`, serial, (performance.now() - t0) / 1000));
-  } finally {
-    await server.stop();
-  }
+  const offload = ['--expert-memory', '25%'];
+  const rows: Row[] = [];
+  for (const parallel of [1, 4, 16]) rows.push(await scenario(`${n} concurrent`, n, maxTokens, parallel, true));
+  rows.push(await scenario(`${n} one at a time`, n, maxTokens, 4, false));
+  for (const parallel of [1, 16]) rows.push(await scenario(`${n} concurrent, experts 25%`, n, maxTokens, parallel, true, offload));
   const ms = (x: number) => x.toFixed(1);
   process.stdout.write(
     [
       `embedded model, ${n} streaming chat requests of up to ${maxTokens} tokens, loopback, ${cpus()[0]?.model ?? ''}`,
-      '| scenario | requests | errors | tokens | wall s | tokens/s | TTFT p50 ms | TTFT p95 ms | inter-token p50 ms | inter-token p95 ms |',
-      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+      '| scenario | --parallel | requests | errors | tokens | wall s | tokens/s | TTFT p50 ms | TTFT p95 ms | inter-token p50 ms | inter-token p95 ms | mean batch | expert KiB read / token |',
+      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
       ...rows.map(
         (r) =>
-          `| ${r.scenario} | ${r.requests} | ${r.errors} | ${r.tokens} | ${r.seconds.toFixed(2)} | ${r.tokensPerSecond.toFixed(1)} | ${ms(r.ttftP50)} | ${ms(r.ttftP95)} | ${ms(r.itlP50)} | ${ms(r.itlP95)} |`,
+          `| ${r.scenario} | ${r.parallel} | ${r.requests} | ${r.errors} | ${r.tokens} | ${r.seconds.toFixed(2)} | ${r.tokensPerSecond.toFixed(1)} | ${ms(r.ttftP50)} | ${ms(r.ttftP95)} | ${ms(r.itlP50)} | ${ms(r.itlP95)} | ${r.meanBatch.toFixed(2)} | ${r.expertBytesPerToken > 0 ? (r.expertBytesPerToken / 1024).toFixed(1) : '-'} |`,
       ),
       '',
     ].join('\n'),
   );
-  for (const r of rows) if (r.firstError) process.stdout.write(`${r.scenario}: first error: ${r.firstError}\n`);
+  for (const r of rows) if (r.firstError) process.stdout.write(`${r.scenario} (--parallel ${r.parallel}): first error: ${r.firstError}\n`);
   if (!process.argv.includes('--no-json')) process.stdout.write(`results: ${writeResults('serve', started, { ...gitInfo(), rows })}\n`);
   if (rows.some((r) => r.errors > 0)) process.exitCode = 1;
 }

@@ -141,7 +141,7 @@ export async function openModel(
   global: GlobalOptions,
   options: { contextLength?: number; dequantize?: boolean; threads?: number; kvCacheType?: KVCacheType } & Pick<
     LoadModelOptions,
-    'expertMemory' | 'expertCache'
+    'expertMemory' | 'expertCache' | 'sequences'
   > = {},
 ): Promise<LoadedModel> {
   const tty = process.stderr.isTTY === true;
@@ -155,6 +155,7 @@ export async function openModel(
     ...(options.kvCacheType ? { kvCacheType: options.kvCacheType } : {}),
     ...(options.expertMemory !== undefined ? { expertMemory: options.expertMemory } : {}),
     ...(options.expertCache ? { expertCache: options.expertCache } : {}),
+    ...(options.sequences !== undefined ? { sequences: options.sequences } : {}),
     onProgress: tty
       ? (p) => {
           const pct = Math.floor((100 * p.bytes) / Math.max(1, p.totalBytes));

@@ -174,6 +174,7 @@ export function buildProgram(): Command {
     .option('--port <port>', 'port (default 8080; 0 = any free port)')
     .option('--api-key <key>', 'require Authorization: Bearer <key> on every /v1 request')
     .option('--cors', 'allow browsers on other origins (Access-Control-Allow-Origin: *)')
+    .option('--parallel <n>', 'requests generating at once, their steps batched; each has its own KV cache of --ctx (default 4)')
     .option('--max-queue <n>', 'requests waiting at most before 429 (default 16)')
     .option('--ctx <n>', "context length: prompt + generated tokens (default: the model's, at most 4096)")
     .option('--kv-cache <type>', 'KV cache type: f16 or f32 (default f16)'))

@@ -1,10 +1,10 @@
 /**
  * The server's counters in the Prometheus text exposition format (version 0.0.4): requests by
- * endpoint and status, prompt and generated tokens, the queue, and the model's expert-cache
+ * endpoint and status, prompt and generated tokens, the queue, batches, and the model's expert-cache
  * counters when it offloads experts. Every name has the `switchyard_` prefix and HELP/TYPE lines.
  * Reference: https://prometheus.io/docs/instrumenting/exposition_formats/
  */
-import type { ExpertCacheStats } from '../api/types.js';
+import type { BatchStats, ExpertCacheStats } from '../api/types.js';
 
 export class ServerMetrics {
   /** Requests answered, by "endpoint\tstatus". */
@@ -15,6 +15,7 @@ export class ServerMetrics {
   constructor(
     private readonly queue: () => { waiting: number; running: number },
     private readonly expertStats: () => ExpertCacheStats | undefined,
+    private readonly batchStats: () => BatchStats,
   ) {}
 
   countRequest(endpoint: string, status: number): void {
@@ -48,7 +49,11 @@ export class ServerMetrics {
     metric('switchyard_generated_tokens_total', 'counter', 'Tokens generated.', [['', this.generatedTokens]]);
     const q = this.queue();
     metric('switchyard_queue_depth', 'gauge', 'Requests waiting for the model.', [['', q.waiting]]);
-    metric('switchyard_requests_running', 'gauge', 'Requests using the model now (0 or 1).', [['', q.running]]);
+    metric('switchyard_requests_running', 'gauge', 'Requests generating now (at most the model\'s sequences).', [['', q.running]]);
+    const b = this.batchStats();
+    metric('switchyard_batches_total', 'counter', 'Forward steps run (each a batch of sequence steps).', [['', b.batches]]);
+    metric('switchyard_batch_steps_total', 'counter', 'Sequence steps run in those batches (steps / batches = mean batch size).', [['', b.steps]]);
+    metric('switchyard_batch_tokens_total', 'counter', 'Tokens (rows) evaluated in those batches.', [['', b.tokens]]);
     const e = this.expertStats();
     if (e) {
       metric('switchyard_expert_cache_hits_total', 'counter', 'Needed experts already resident in the expert cache.', [['', e.hits]]);

@@ -1,8 +1,8 @@
 /**
- * The model runs one sequence at a time (LoadedModel throws E_BUSY otherwise), so requests take
- * turns: one runs, at most `maxWaiting` wait in FIFO order, and a request beyond that is refused
- * at once (the server answers 429). A waiting request whose signal aborts (its client went away)
- * leaves the queue.
+ * The model runs a fixed number of generations at once (its sequences; LoadedModel throws E_BUSY
+ * beyond), so requests take turns: up to `maxRunning` run, at most `maxWaiting` wait in FIFO
+ * order, and a request beyond that is refused at once (the server answers 429). A waiting request
+ * whose signal aborts (its client went away) leaves the queue.
  */
 
 export class QueueFullError extends Error {
@@ -18,18 +18,27 @@ interface Waiter {
 }
 
 export class ModelQueue {
-  private running = false;
+  private runs = 0;
   private readonly waiters: Waiter[] = [];
 
-  constructor(readonly maxWaiting: number) {}
+  constructor(
+    readonly maxWaiting: number,
+    readonly maxRunning = 1,
+  ) {}
 
   /** Requests waiting (not counting the one running). */
   get waiting(): number {
     return this.waiters.length;
   }
 
+  /** Requests running now. */
+  get running(): number {
+    return this.runs;
+  }
+
+  /** Whether a request would have to wait. */
   get busy(): boolean {
-    return this.running;
+    return this.runs >= this.maxRunning;
   }
 
   /**
@@ -38,8 +47,8 @@ export class ModelQueue {
    */
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (!this.running) {
-      this.running = true;
+    if (!this.busy) {
+      this.runs++;
       return Promise.resolve(this.releaser());
     }
     if (this.waiters.length >= this.maxWaiting) return Promise.reject(new QueueFullError(this.waiters.length));
@@ -76,8 +85,8 @@ export class ModelQueue {
       if (released) return;
       released = true;
       const next = this.waiters.shift();
-      if (next) next.start();
-      else this.running = false;
+      if (next) next.start(); // its run takes this one's place
+      else this.runs--;
     };
   }
 }

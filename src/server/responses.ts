@@ -78,18 +78,44 @@ export function chatChunk(
   };
 }
 
-export function textCompletion(head: ResponseHead, text: string, stats: GenerateStats) {
+/**
+ * The legacy completions' `logprobs`: per token its text, log-probability, the most likely
+ * alternatives with the sampled token (up to logprobs + 1 entries, by token text) and where its
+ * text starts in the completion (`offsets`, in UTF-16 code units, as JavaScript counts).
+ */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  text_offset: number[];
+}
+
+export function completionLogprobs(entries: TokenLogprob[], offsets: number[]): CompletionLogprobs {
+  return {
+    tokens: entries.map((e) => e.token),
+    token_logprobs: entries.map((e) => e.logprob),
+    top_logprobs: entries.map((e) => {
+      const top: Record<string, number> = {};
+      for (const t of e.top_logprobs) if (!(t.token in top)) top[t.token] = t.logprob;
+      if (!(e.token in top)) top[e.token] = e.logprob;
+      return top;
+    }),
+    text_offset: offsets,
+  };
+}
+
+export function textCompletion(head: ResponseHead, text: string, stats: GenerateStats, logprobs?: CompletionLogprobs) {
   return {
     ...top(head, 'text_completion'),
-    choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason(stats) }],
+    choices: [{ index: 0, text, logprobs: logprobs ?? null, finish_reason: finishReason(stats) }],
     usage: usageOf(stats),
   };
 }
 
-export function textChunk(head: ResponseHead, text: string, finish: FinishReason | null, withUsage: boolean) {
+export function textChunk(head: ResponseHead, text: string, finish: FinishReason | null, withUsage: boolean, logprobs?: CompletionLogprobs) {
   return {
     ...top(head, 'text_completion'),
-    choices: [{ index: 0, text, logprobs: null, finish_reason: finish }],
+    choices: [{ index: 0, text, logprobs: logprobs ?? null, finish_reason: finish }],
     ...(withUsage ? { usage: null } : {}),
   };
 }

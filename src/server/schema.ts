@@ -157,7 +157,7 @@ export function parseChatRequest(body: unknown, model: ModelShape): ChatRequest 
 export function parseCompletionRequest(body: unknown, model: ModelShape): CompletionRequest {
   const r = parse(completionSchema, body);
   refuse([
-    [r.logprobs != null && r.logprobs > 0, 'logprobs', 'logprobs are not supported yet'],
+    [r.logprobs != null && r.logprobs > 20, 'logprobs', 'logprobs must be from 0 to 20'],
     [r.echo === true, 'echo', 'echo is not supported'],
     [r.suffix != null && r.suffix !== '', 'suffix', 'suffix (insertion) is not supported'],
     [(r.best_of ?? 1) > 1, 'best_of', 'best_of > 1 is not supported: one completion per request'],
@@ -172,7 +172,10 @@ export function parseCompletionRequest(body: unknown, model: ModelShape): Comple
     const bad = prompt.findIndex((t) => t >= model.vocabSize);
     if (bad >= 0) throw new ApiError(400, `prompt[${bad}]: token id ${prompt[bad]} is outside the vocabulary (0..${model.vocabSize - 1})`, `prompt[${bad}]`);
   }
-  return { ...request(r, r.max_tokens, model), prompt };
+  const req = { ...request(r, r.max_tokens, model), prompt };
+  // Legacy logprobs: each token's log-probability and the `logprobs` most likely alternatives.
+  if (r.logprobs != null) req.options.logprobs = r.logprobs;
+  return req;
 }
 
 type CommonFields = z.infer<z.ZodObject<typeof common>>;

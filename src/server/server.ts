@@ -7,10 +7,11 @@
  *   POST /v1/chat/completions    model.chat(), streamed as server-sent events or not
  *   POST /v1/completions         model.generate()
  * Request bodies are checked and mapped in src/server/schema.ts, responses shaped in
- * src/server/responses.ts, errors in src/server/errors.ts. The model runs one sequence at a time,
- * so generations take turns in a bounded FIFO queue (src/server/queue.ts; full: 429 with
- * Retry-After). A client that goes away aborts its generation through the AbortSignal, which the
- * decode loop checks between tokens, and leaves the queue.
+ * src/server/responses.ts, errors in src/server/errors.ts. The model runs as many generations at
+ * once as it has sequences (`switchyard serve --parallel`), their decode steps batched together
+ * (src/api/batch.ts); further requests wait in a bounded FIFO queue (src/server/queue.ts; full:
+ * 429 with Retry-After). A client that goes away aborts its generation through the AbortSignal,
+ * which the decode loop checks between tokens, freeing its sequence, or leaves the queue.
  *
  * Security by default: CORS headers only when `cors` is set; with `apiKey`, every /v1 request needs
  * `Authorization: Bearer <key>`; no request field names a file; the caller chooses the address.
@@ -30,6 +31,7 @@ import { ModelQueue, QueueFullError } from './queue.js';
 import {
   chatChunk,
   chatCompletion,
+  completionLogprobs,
   finishReason,
   type ResponseHead,
   responseHead,
@@ -93,13 +95,14 @@ class OpenAIServer implements SwitchyardServer {
   ) {
     const maxQueue = options.maxQueue ?? 16;
     if (!(Number.isInteger(maxQueue) && maxQueue >= 0)) throw new RangeError(`maxQueue must be a whole number >= 0, got ${maxQueue}`);
-    this.queue = new ModelQueue(maxQueue);
+    this.queue = new ModelQueue(maxQueue, model.info.sequences);
     this.modelId = options.modelId ?? basename(model.info.path).replace(/\.gguf$/i, '');
     this.shape = { experts: model.info.experts?.count ?? 1, vocabSize: model.info.vocabSize };
     this.keyDigest = options.apiKey !== undefined ? digest(options.apiKey) : undefined;
     this.metrics = new ServerMetrics(
-      () => ({ waiting: this.queue.waiting, running: this.queue.busy ? 1 : 0 }),
+      () => ({ waiting: this.queue.waiting, running: this.queue.running }),
       () => model.expertStats(),
+      () => model.batchStats(),
     );
     this.routes = {
       '/': { GET: (_req, res) => send(res, 200, 'text/html; charset=utf-8', PAGE_HTML) },
@@ -259,16 +262,23 @@ class OpenAIServer implements SwitchyardServer {
       else {
         let text = '';
         const logprobs: TokenLogprob[] = [];
+        const offsets: number[] = [];
         const trace: { token: string; routing: LayerRouting[] }[] = [];
         const stats = await drain(first, it, (e) => {
+          if (e.logprob !== undefined) {
+            logprobs.push(this.logprobOf(e));
+            offsets.push(text.length);
+          }
           text += e.text;
-          if (e.logprob !== undefined) logprobs.push(this.logprobOf(e));
           if (e.routing) trace.push({ token: this.model.tokenizer.tokenToPiece(e.token), routing: e.routing });
         });
         this.metrics.countTokens(stats.promptTokens, stats.generatedTokens);
         if (stats.stopReason === 'aborted') return;
-        const withLogprobs = request.options.logprobs !== undefined ? logprobs : undefined;
-        const body = kind === 'chat' ? chatCompletion(head, text, stats, withLogprobs) : textCompletion(head, text, stats);
+        const wanted = request.options.logprobs !== undefined;
+        const body =
+          kind === 'chat'
+            ? chatCompletion(head, text, stats, wanted ? logprobs : undefined)
+            : textCompletion(head, text, stats, wanted ? completionLogprobs(logprobs, offsets) : undefined);
         // With "switchyard": {"trace": true}: every generated token's routing, in order.
         sendJson(res, 200, request.options.trace ? { ...body, switchyard: { trace, ...this.cacheOf() } } : body);
       }
@@ -296,12 +306,23 @@ class OpenAIServer implements SwitchyardServer {
     try {
       // Tokens with no text yet (an incomplete character) pass their log-probabilities to the next chunk.
       let pending: TokenLogprob[] = [];
+      let offsets: number[] = [];
+      let sent = 0;
+      const wanted = request.options.logprobs !== undefined;
       stats = await drain(first, it, (e) => {
-        if (e.logprob !== undefined) pending.push(this.logprobOf(e));
+        if (e.logprob !== undefined) {
+          pending.push(this.logprobOf(e));
+          offsets.push(sent);
+        }
         if (e.text === '') return;
-        const lp = request.options.logprobs !== undefined ? pending : undefined;
+        sent += e.text.length;
+        const lp = wanted ? pending : undefined;
+        const chunk =
+          kind === 'chat'
+            ? chatChunk(head, { content: e.text }, null, usage, lp)
+            : textChunk(head, e.text, null, usage, lp && completionLogprobs(lp, offsets));
         pending = [];
-        const chunk = kind === 'chat' ? chatChunk(head, { content: e.text }, null, usage, lp) : textChunk(head, e.text, null, usage);
+        offsets = [];
         event(e.routing ? { ...chunk, switchyard: this.traceOf(e.routing) } : chunk);
       });
     } catch (e) {

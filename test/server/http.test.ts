@@ -167,7 +167,7 @@ describe.skipIf(!file)('the server over HTTP', () => {
     ['a missing prompt', { model: 'm' }, 'prompt', /required/],
     ['two prompts', { prompt: ['a', 'b'] }, 'prompt', /one prompt/],
     ['echo', { prompt: 'a', echo: true }, 'echo', /not supported/],
-    ['logprobs', { prompt: 'a', logprobs: 2 }, 'logprobs', /not supported yet/],
+    ['logprobs', { prompt: 'a', logprobs: 21 }, 'logprobs', /from 0 to 20/],
     ['best_of', { prompt: 'a', best_of: 3 }, 'best_of', /not supported/],
     ['a token id outside the vocabulary', { prompt: [1, 2, 10_000_000] }, 'prompt[2]', /vocabulary/],
   ])('refuses %s on /v1/completions with a 400 naming the field', async (_what, body, param, message) => {
@@ -325,6 +325,8 @@ describe.skipIf(!file)('the server over HTTP', () => {
       'switchyard_expert_cache_hits_total',
       'switchyard_expert_cache_misses_total',
       'switchyard_expert_cache_bytes_read_total',
+      'switchyard_batches_total',
+      'switchyard_batch_steps_total',
     ]) {
       expect(lines).toContain(`# TYPE ${name} ${name === 'switchyard_queue_depth' ? 'gauge' : 'counter'}`);
       expect(lines.some((l) => l.startsWith(`# HELP ${name} `))).toBe(true);
@@ -349,5 +351,71 @@ describe.skipIf(!file)('the server over HTTP', () => {
     await expectError(await waiting, 503, null, /closing/);
     expect(Date.now() - t).toBeLessThan(2000);
     expect((await post(`${url}/v1/completions`, { prompt: 'Hello', max_tokens: 2 })).status).toBe(200);
+  });
+});
+
+/** The text of a streamed chat completion. */
+async function streamedText(url: string, body: Record<string, unknown>): Promise<string> {
+  const r = await post(`${url}/v1/chat/completions`, { ...body, stream: true });
+  expect(r.status).toBe(200);
+  let text = '';
+  for (const event of (await r.text()).split('\n\n')) {
+    if (!event.startsWith('data: {')) continue;
+    text += (JSON.parse(event.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content ?? '';
+  }
+  return text;
+}
+
+describe.skipIf(!file)('the server with several sequences (--parallel 3)', () => {
+  let parallel: LoadedModel;
+  let server: SwitchyardServer;
+  let url: string;
+  beforeAll(async () => {
+    parallel = await loadModel(file as string, { threads: 2, contextLength: 256, sequences: 3, expertMemory: '50%' });
+    server = createServer(parallel, { maxQueue: 4 });
+    url = `http://127.0.0.1:${(await server.listen(0)).port}`;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await parallel?.close();
+  });
+
+  it('concurrent requests each get the answer they get alone, their steps batched', async () => {
+    const requests = [0, 1, 2, 3, 4].map((i) => chat({ messages: [{ role: 'user', content: `Tell me about part ${i}.` }], max_tokens: 12 + i, temperature: 0.9, seed: i }));
+    const alone: string[] = [];
+    for (const r of requests) alone.push(await streamedText(url, r));
+    const batches = await metric(url, 'switchyard_batches_total');
+    const steps = await metric(url, 'switchyard_batch_steps_total');
+    expect(steps).toBe(batches); // one at a time: one step per batch
+    // Five at once: three generate, two wait for a free sequence.
+    expect(await Promise.all(requests.map((r) => streamedText(url, r)))).toEqual(alone);
+    const moreBatches = (await metric(url, 'switchyard_batches_total')) - batches;
+    const moreSteps = (await metric(url, 'switchyard_batch_steps_total')) - steps;
+    expect(moreSteps / moreBatches).toBeGreaterThan(1.5);
+    expect(await metric(url, 'switchyard_requests_running')).toBe(0);
+  });
+
+  it('a client that disconnects frees its sequence for a waiting request', async () => {
+    const long = [0, 1, 2].map(() => new AbortController());
+    const readers = [];
+    for (const c of long) {
+      const r = await post(`${url}/v1/completions`, { prompt: 'Call me Ishmael.', max_tokens: 200, temperature: 0, stream: true }, {}, c.signal);
+      readers.push(await firstEvent(r));
+    }
+    await until(async () => (await metric(url, 'switchyard_requests_running')) === 3);
+    const waiting = post(`${url}/v1/completions`, { prompt: 'Hello', max_tokens: 2 });
+    await until(async () => (await metric(url, 'switchyard_queue_depth')) === 1);
+    long[1]?.abort();
+    await readers[1]?.cancel().catch(() => {});
+    const started = Date.now();
+    const r = await waiting;
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(2);
+    expect(Date.now() - started).toBeLessThan(2000);
+    for (const [i, c] of long.entries()) {
+      c.abort();
+      await readers[i]?.cancel().catch(() => {});
+    }
+    await until(async () => (await metric(url, 'switchyard_requests_running')) === 0);
   });
 });

@@ -198,4 +198,58 @@ describe.skipIf(!file)('the server with the openai client', () => {
     for await (const c of await client.chat.completions.create({ ...req, stream: true })) streamed.push(...(c.choices[0]?.logprobs?.content ?? []));
     expect(streamed).toEqual(content);
   });
+
+  it('completions logprobs: tokens, their log-probabilities (as log-softmax of the model\'s logits), alternatives and offsets', async () => {
+    const prompt = 'The whale';
+    const req = { model: 'm', prompt, max_tokens: 8, temperature: 0, logprobs: 3 } as const;
+    const r = await client.completions.create(req);
+    const lp = r.choices[0]?.logprobs;
+    if (!lp) throw new Error('no logprobs');
+    const text = r.choices[0]?.text ?? '';
+    const n = r.usage?.completion_tokens ?? 0;
+    expect(lp.tokens?.length).toBe(n);
+    expect(lp.tokens?.join('')).toBe(text);
+    // Offsets: where each token's text starts in the completion.
+    let at = 0;
+    lp.tokens?.forEach((t, i) => {
+      expect(lp.text_offset?.[i]).toBe(at);
+      at += t.length;
+    });
+    // The reference: log-softmax of the model's logits over prompt + completion, position by position.
+    const ids: number[] = [];
+    for await (const e of model.generate(prompt, { ...GREEDY, maxTokens: 8 })) if (e.type === 'token') ids.push(e.token);
+    const promptIds = model.tokenize(prompt, { addSpecial: true, parseSpecial: true });
+    const logits = model.logits([...promptIds, ...ids]);
+    const V = model.info.vocabSize;
+    ids.forEach((id, i) => {
+      const row = logits.subarray((promptIds.length - 1 + i) * V, (promptIds.length + i) * V);
+      const max = Math.max(...row);
+      const lse = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+      expect(lp.token_logprobs?.[i]).toBeCloseTo((row[id] as number) - lse, 4);
+      const top = lp.top_logprobs?.[i] ?? {};
+      // greedy: the token is the most likely; up to logprobs + 1 alternatives, best first
+      const values = Object.values(top);
+      expect(values.length).toBeGreaterThanOrEqual(1);
+      expect(values.length).toBeLessThanOrEqual(4);
+      expect(Math.max(...values)).toBe(lp.token_logprobs?.[i]);
+      expect(top[lp.tokens?.[i] as string]).toBe(lp.token_logprobs?.[i]);
+    });
+    // Streamed: the same entries, spread over the chunks.
+    const streamed = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as unknown[], text_offset: [] as number[] };
+    let base = 0;
+    for await (const c of await client.completions.create({ ...req, stream: true })) {
+      const x = c.choices[0]?.logprobs;
+      if (x) {
+        streamed.tokens.push(...(x.tokens ?? []));
+        streamed.token_logprobs.push(...(x.token_logprobs ?? []));
+        streamed.top_logprobs.push(...(x.top_logprobs ?? []));
+        streamed.text_offset.push(...(x.text_offset ?? []));
+      }
+      base += c.choices[0]?.text.length ?? 0;
+    }
+    expect(base).toBe(text.length);
+    expect(streamed).toEqual(lp);
+    // Without logprobs, none.
+    expect((await client.completions.create({ ...req, logprobs: null })).choices[0]?.logprobs).toBeNull();
+  });
 });

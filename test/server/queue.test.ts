@@ -25,6 +25,28 @@ describe('ModelQueue', () => {
     expect(q.waiting).toBe(0);
   });
 
+  it('runs maxRunning at once; the next starts when one of them ends', async () => {
+    const q = new ModelQueue(2, 3);
+    const running = await Promise.all([q.acquire(), q.acquire(), q.acquire()]);
+    expect(q.running).toBe(3);
+    expect(q.busy).toBe(true);
+    let started = false;
+    const fourth = q.acquire().then((release) => {
+      started = true;
+      return release;
+    });
+    expect(q.waiting).toBe(1);
+    await Promise.resolve();
+    expect(started).toBe(false);
+    running[1]?.();
+    (await fourth)();
+    expect(q.running).toBe(2);
+    running[0]?.();
+    running[2]?.();
+    expect(q.running).toBe(0);
+    expect(q.busy).toBe(false);
+  });
+
   it('refuses beyond maxWaiting (0: only the running one)', async () => {
     const q = new ModelQueue(0);
     const release = await q.acquire();

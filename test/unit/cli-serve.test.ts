@@ -11,7 +11,7 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const ARGS = ['--import', 'tsx', 'src/cli/run.ts', '--threads', '2', 'serve', '--port', '0'];
 
 /** Starts the server, waits for its "serving ... at http://..." line, returns the URL and a stop function. */
-async function start(extra: string[] = []): Promise<{ url: string; stop: () => Promise<number | null> }> {
+async function start(extra: string[] = []): Promise<{ url: string; banner: string; stop: () => Promise<number | null> }> {
   const child = spawn(process.execPath, [...ARGS, ...extra], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -28,6 +28,7 @@ async function start(extra: string[] = []): Promise<{ url: string; stop: () => P
   });
   return {
     url,
+    banner: err,
     stop: () =>
       new Promise((resolve) => {
         child.once('exit', (code) => resolve(code));
@@ -58,8 +59,9 @@ describe('switchyard serve', () => {
   }, 90_000);
 
   it('requires the API key on /v1 when one is given', async () => {
-    const s = await start(['--api-key', 'sekret']);
+    const s = await start(['--api-key', 'sekret', '--parallel', '2']);
     try {
+      expect(s.banner).toMatch(/2 at once, API key required/);
       expect((await fetch(`${s.url}/v1/models`)).status).toBe(401);
       expect((await fetch(`${s.url}/v1/models`, { headers: { authorization: 'Bearer sekret' } })).status).toBe(200);
     } finally {
@@ -85,6 +87,7 @@ describe('switchyard serve', () => {
     [['--port', '70000'], /--port must be a whole number from 0 to 65535/],
     [['--api-key', ' '], /--api-key must not be empty/],
     [['--expert-memory', '1KiB'], /below the minimum/],
+    [['--parallel', '0'], /--parallel must be a whole number from 1 to 256/],
   ])('%j: one line, exit status 2', (flags, why) => {
     const r = spawnSync(process.execPath, [...ARGS.slice(0, -2), ...flags], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(2);
