@@ -152,7 +152,7 @@ export class BatchScheduler {
     let logits: Float32Array[];
     try {
       const segments = parts.map(({ p, count }) => ({ tokens: p.tokens.slice(p.done, p.done + count), pos: p.pos + p.done, cache: p.cache }));
-      if (parts.length > 1 && model.batches) {
+      if (parts.length > 1 && model.canBatch) {
         let end = 0;
         model.onRouting = observer(segments.map((s, i) => ({ i, row: (end += s.tokens.length) - 1 })));
         logits = model.evalBatch(segments, options);

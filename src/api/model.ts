@@ -176,11 +176,10 @@ class GGUFModel implements LoadedModel, Evaluator {
       },
       eval: async (tokens, pos) => {
         const strong = scheduler.step(seq.cache, tokens, pos, { ...(routing ? { routing } : {}), trace: !!trace });
-        const w = weak && scheduler.step(weak.cache, tokens, pos, { routing: weak.routing });
-        const s = await strong;
+        // Both steps are awaited together, so that neither can fail unobserved.
+        const [s, w] = await Promise.all([strong, weak && scheduler.step(weak.cache, tokens, pos, { routing: weak.routing })]);
         last = s.routing;
-        if (!w || !contrast) return s.logits;
-        return contrastLogits(s.logits, (await w).logits, contrast);
+        return w && contrast ? contrastLogits(s.logits, w.logits, contrast) : s.logits;
       },
       expertStats: () => this.expertStats(),
       lastRouting: () => last,

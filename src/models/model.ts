@@ -127,7 +127,7 @@ export class Model {
   }
 
   /** Whether evalBatch can run several sequences in one step (not multi-head latent attention). */
-  get batches(): boolean {
+  get canBatch(): boolean {
     return this.config.architecture !== 'deepseek2';
   }
 
@@ -276,7 +276,7 @@ export class Model {
    */
   evalBatch(seqs: readonly { readonly tokens: readonly number[]; readonly pos: number; readonly cache: KVCache }[], options: { routing?: RoutingControls } = {}): Float32Array[] {
     if (seqs.length === 0) return [];
-    if (!this.batches) {
+    if (!this.canBatch) {
       throw new SwitchyardError('E_UNSUPPORTED', 'evalBatch: deepseek2 (multi-head latent attention) evaluates one sequence per step');
     }
     if (new Set(seqs.map((q) => q.cache)).size !== seqs.length) {

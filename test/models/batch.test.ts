@@ -139,8 +139,8 @@ describe('concurrent generations (sequences > 1)', () => {
   it('closing the model ends waiting generations as aborted', async () => {
     const model = await loadModel(TINY, { threads: 2, contextLength: 64, sequences: 2 });
     const a = collect(model.generate('Once upon a time', { temperature: 0 }));
-    const b = collect(model.generate('The whale', { temperature: 0 }));
-    await new Promise((r) => setImmediate(r)); // both steps submitted, the batch not yet run
+    const b = collect(model.generate('The whale', { temperature: 0, contrast: { beta: 0.5, alpha: 0.1 } })); // two steps per token
+    // The prompts' steps are submitted (generators run to their first await at once); the batch has not run.
     await model.close();
     expect((await a).stop).toBe('aborted');
     expect((await b).stop).toBe('aborted');
