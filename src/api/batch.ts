@@ -76,11 +76,6 @@ export class BatchScheduler {
     }
   }
 
-  /** Steps waiting for the next batch. */
-  get waiting(): number {
-    return this.pending.length;
-  }
-
   /**
    * Evaluates `tokens` at positions [pos, pos + n) of `cache` in a coming batch. Throws at once
    * when they do not fit the cache; a failing batch rejects the steps in it.

@@ -1,6 +1,6 @@
 // Multi-token dot products (types.h vec_dot_n, used by matmul and expert_group when several
 // tokens meet one weight row): a product of T tokens must equal, bit for bit, the T
-// one-token products, which take the single-row vec_dot. Every quantized weight type (those
+// one-token products, which take the single-row vec_dot. F16 and every quantized weight type (those
 // without a vec_dot_n take the per-row fallback and must agree too), both wasm builds, 1 and
 // 2 threads, token counts that leave every remainder of the groups of 4 (SY_DOT_N).
 // The twins' agreement with these kernels is in kquants.test.ts, quants32.test.ts, moe.test.ts.
@@ -23,6 +23,7 @@ interface TypeCase {
 
 const T_ = GGMLType;
 const TYPES: TypeCase[] = [
+  { name: 'F16', type: T_.F16, fp16: [0] }, // every weight a finite fp16 (row 2: one infinity)
   { name: 'Q4_0', type: T_.Q4_0, fp16: [0] },
   { name: 'Q4_1', type: T_.Q4_1, fp16: [0, 2] },
   { name: 'Q5_0', type: T_.Q5_0, fp16: [0] },

@@ -104,6 +104,54 @@ float sy_vec_dot_f16(int32_t n, const uint8_t *w, const uint8_t *xq) {
   return sum;
 }
 
+// Dot products of one F16 weight row with `count` (2..SY_DOT_N) activation rows (types.h
+// vec_dot_n; prompts and batched decode steps): each tile of the row is converted once into a
+// float buffer, then met by every activation row with that row's own four accumulators, which
+// run in vec_dot_f16's order, so out[j] equals vec_dot_f16(n, w, xq[j]) bit for bit. A row
+// holding an infinity or NaN is recomputed by the exact path, as there.
+#define F16_TILE 256
+void sy_vec_dot_n_f16(int32_t n, const uint8_t *w, const uint8_t *const *xq, int32_t count, float *out) {
+  const v128_t efield = wasm_i16x8_splat(0x7c00);
+  v128_t emax = wasm_i16x8_splat(0);
+  v128_t acc[SY_DOT_N][4];
+  for (int32_t j = 0; j < count; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = wasm_f32x4_splat(0);
+  float tile[F16_TILE] __attribute__((aligned(16)));
+  const int32_t n16 = n & ~15;
+  for (int32_t t0 = 0; t0 < n16; t0 += F16_TILE) {
+    const int32_t len = n16 - t0 < F16_TILE ? n16 - t0 : F16_TILE;
+    for (int32_t i = 0; i < len; i += 16) {
+      v128_t h0 = wasm_v128_load(w + 2 * (t0 + i)), h1 = wasm_v128_load(w + 2 * (t0 + i) + 16);
+      emax = wasm_u16x8_max(emax, wasm_u16x8_max(wasm_v128_and(h0, efield), wasm_v128_and(h1, efield)));
+      wasm_v128_store(tile + i, f16x4_finite_to_f32x4(wasm_i32x4_extend_low_i16x8(h0)));
+      wasm_v128_store(tile + i + 4, f16x4_finite_to_f32x4(wasm_i32x4_extend_high_i16x8(h0)));
+      wasm_v128_store(tile + i + 8, f16x4_finite_to_f32x4(wasm_i32x4_extend_low_i16x8(h1)));
+      wasm_v128_store(tile + i + 12, f16x4_finite_to_f32x4(wasm_i32x4_extend_high_i16x8(h1)));
+    }
+    for (int32_t j = 0; j < count; j++) {
+      const float *x = (const float *)xq[j] + t0;
+      v128_t a0 = acc[j][0], a1 = acc[j][1], a2 = acc[j][2], a3 = acc[j][3];
+      for (int32_t i = 0; i < len; i += 16) {
+        a0 = sy_madd_f32x4(wasm_v128_load(tile + i), wasm_v128_load(x + i), a0);
+        a1 = sy_madd_f32x4(wasm_v128_load(tile + i + 4), wasm_v128_load(x + i + 4), a1);
+        a2 = sy_madd_f32x4(wasm_v128_load(tile + i + 8), wasm_v128_load(x + i + 8), a2);
+        a3 = sy_madd_f32x4(wasm_v128_load(tile + i + 12), wasm_v128_load(x + i + 12), a3);
+      }
+      acc[j][0] = a0, acc[j][1] = a1, acc[j][2] = a2, acc[j][3] = a3;
+    }
+  }
+  const int exact = wasm_v128_any_true(wasm_i16x8_eq(emax, efield));
+  for (int32_t j = 0; j < count; j++) {
+    const float *x = (const float *)xq[j];
+    if (__builtin_expect(exact, 0)) {
+      out[j] = vec_dot_f16_exact(n, w, x);
+      continue;
+    }
+    float sum = sy_hsum_f32x4(wasm_f32x4_add(wasm_f32x4_add(acc[j][0], acc[j][1]), wasm_f32x4_add(acc[j][2], acc[j][3])));
+    for (int32_t i = n16; i < n; i++) sum += sy_f16_to_f32(sy_load_u16(w + 2 * i)) * x[i];
+    out[j] = sum;
+  }
+}
+
 float sy_vec_dot_bf16(int32_t n, const uint8_t *w, const uint8_t *xq) {
   const float *x = (const float *)xq;
   DOT_LOOP(v128_t h0 = wasm_v128_load(w + 2 * i); v128_t h1 = wasm_v128_load(w + 2 * i + 16);

@@ -7,7 +7,7 @@
   [id] = {be, bb, dot, sy_dequant_##name, sy_vec_dot_##name, sy_vec_dot_n_##name}
 static const sy_type_traits traits[SY_TYPE_COUNT] = {
     T(SY_F32, 1, 4, SY_F32, f32),
-    T(SY_F16, 1, 2, SY_F16, f16),
+    TN(SY_F16, 1, 2, SY_F16, f16),
     T(SY_BF16, 1, 2, SY_BF16, bf16),
     TN(SY_Q4_0, 32, 18, SY_Q8_0, q4_0),
     TN(SY_Q4_1, 32, 20, SY_Q8_1, q4_1),

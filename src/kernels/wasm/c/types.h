@@ -95,6 +95,7 @@ SY_DECLARE_TYPE(tq2_0)
 
 #define SY_DECLARE_DOT_N(t) \
   void sy_vec_dot_n_##t(int32_t n, const uint8_t *w, const uint8_t *const *xq, int32_t count, float *out);
+SY_DECLARE_DOT_N(f16)
 SY_DECLARE_DOT_N(q4_k)
 SY_DECLARE_DOT_N(q5_k)
 SY_DECLARE_DOT_N(q6_k)
