@@ -151,7 +151,8 @@ class GGUFModel implements LoadedModel, Evaluator {
   /**
    * The Evaluator of one generation on `seq`: its steps go through the batch scheduler with the
    * request's routing controls; with `contrast`, each step also runs the weak routing in the
-   * sequence's second KV cache (in the same batch turn) and the logits are combined.
+   * sequence's second KV cache (in the same batch turn) and the logits are combined. Every
+   * step returns its last token's logits (all the decode loop asks for).
    */
   private evaluator(seq: Sequence, options: Pick<GenerateOptions, 'routing' | 'contrast' | 'trace'>): Evaluator {
     const { routing, contrast, trace } = options;

@@ -202,7 +202,7 @@ export interface GenerateStats {
   stopReason: 'length' | 'stop' | 'end-of-generation' | 'aborted';
   /** Peak resident memory of the process so far (process.resourceUsage().maxRSS). */
   peakMemoryBytes: number;
-  /** Expert cache activity during this generation (models with offloaded experts). */
+  /** Expert cache activity during this generation (models with offloaded experts; with several sequences, theirs too). */
   experts?: ExpertCacheStats;
 }
 
