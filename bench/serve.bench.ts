@@ -16,6 +16,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { defaultModelPath } from '../src/api/default-model.js';
 import { loadModel } from '../src/api/model.js';
+import { parseChatRequest } from '../src/server/schema.js';
 import { gitInfo, writeResults } from './results.js';
 
 /** Kernel threads of the server (and of the in-process runs): SWITCHYARD_THREADS, else up to 2. */
@@ -63,19 +64,24 @@ interface One {
   gaps: number[];
 }
 
+/** Request i of the load: a streamed, seeded, sampled chat completion. */
+function chatBody(i: number, maxTokens: number) {
+  return {
+    messages: [{ role: 'user', content: `Tell me about the Union, part ${i}.` }],
+    stream: true,
+    max_tokens: maxTokens,
+    temperature: 0.8,
+    seed: i,
+  };
+}
+
 async function request(url: string, i: number, maxTokens: number): Promise<One> {
   const t0 = performance.now();
   try {
     const res = await fetch(`${url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        messages: [{ role: 'user', content: `Tell me about the Union, part ${i}.` }],
-        stream: true,
-        max_tokens: maxTokens,
-        temperature: 0.8,
-        seed: i,
-      }),
+      body: JSON.stringify(chatBody(i, maxTokens)),
     });
     if (!res.ok || !res.body) return { ok: false, error: `HTTP ${res.status}`, tokens: 0, ttft: 0, gaps: [] };
     const reader = res.body.getReader();
@@ -175,8 +181,9 @@ async function library(n: number, maxTokens: number, sequences: number) {
     let tokens = 0;
     const worker = async () => {
       for (let i = next.shift(); i !== undefined; i = next.shift()) {
-        const messages = [{ role: 'user' as const, content: `Tell me about the Union, part ${i}.` }];
-        for await (const e of model.chat(messages, { maxTokens, seed: i, temperature: 0.8, topP: 1, topK: 0, minP: 0 })) if (e.type === 'token') tokens++;
+        // The server's own mapping of the request, so that both runs generate the same.
+        const r = parseChatRequest(chatBody(i, maxTokens), { experts: model.info.experts?.count ?? 1, vocabSize: model.info.vocabSize });
+        for await (const e of model.chat(r.messages, r.options)) if (e.type === 'token') tokens++;
       }
     };
     const t0 = performance.now();
