@@ -311,12 +311,14 @@ export function moeFFN(s: Step, x: Tensor, il: number, activation: ExpertActivat
   const logits = dense(s, x, `blk.${il}.ffn_gate_inp`); // [T, E]
   const options = routerOptions(s, il);
   const off = s.offload;
-  let routing: Routing = routeWithControls(logits.f32(), s.T, options, il, s.routing);
-  // Cache-aware routing adjusts the model's own routing; explicit routing controls take precedence.
+  let routing: Routing;
+  // Cache-aware routing replaces the model's own routing; explicit routing controls take precedence.
   if (off?.cacheAware && !s.routing) {
     const r = routeCacheAware(logits.f32(), s.T, options, (e) => off.cache.available(il, e), off.cacheAware);
     off.cache.countRouting(r.substituted, r.dropped);
     routing = r;
+  } else {
+    routing = routeWithControls(logits.f32(), s.T, options, il, s.routing);
   }
   s.onRouting?.(il, routing, (ids) => routedExperts(s, x, il, { ids, weights: new Float32Array(ids.length).fill(1) }, activation).f32().slice(), logits.f32());
   return routedExperts(s, x, il, routing, activation);
