@@ -61,7 +61,7 @@ interface Slot {
   state: number;
   ticket: number;
   pinned: boolean;
-  /** Read by the prefetcher and not used since. */
+  /** Read by the prefetcher and not used since (then also in `predicted` of its layer). */
   prefetched: boolean;
   inUse: boolean;
   views?: ExpertWeights;
@@ -88,6 +88,8 @@ export class ExpertCacheError extends SwitchyardError {
 export class ExpertCache {
   private readonly byKey = new Map<number, Slot>();
   private readonly inFlightSlots = new Set<Slot>();
+  /** Per layer, the slots holding its unused predictions (what forEachResident counts as wasted). */
+  private readonly predicted: Set<Slot>[];
   private readonly layerGroup: (Group | undefined)[];
   /** Slots a layer may use at once (shared: its heap's unpinned slots; per-layer: its quota). */
   private readonly capacity: number[];
@@ -109,6 +111,7 @@ export class ExpertCache {
     this.layerGroup = new Array(L).fill(undefined);
     this.capacity = new Array(L).fill(0);
     this.layerCount = new Array(L).fill(0);
+    this.predicted = Array.from({ length: L }, () => new Set<Slot>());
     this.resetStats();
   }
 
@@ -330,11 +333,9 @@ export class ExpertCache {
       t0 = t;
     }
     // Predictions for this layer that did not come true.
-    for (const s of this.groupOf(il).slots) {
-      if (s.prefetched && s.state !== FREE && Math.floor(s.key / this.stride) === il) {
-        s.prefetched = false;
-        this.counters.prefetchWasted++;
-      }
+    for (const s of this.predicted[il] as Set<Slot>) {
+      this.unpredict(s);
+      this.counters.prefetchWasted++;
     }
   }
 
@@ -351,7 +352,7 @@ export class ExpertCache {
       if (s.state === READY) c.hits++;
       else c.inFlight++;
       if (s.prefetched) {
-        s.prefetched = false;
+        this.unpredict(s);
         c.prefetchUsed++;
       }
     }
@@ -392,6 +393,7 @@ export class ExpertCache {
       if (!s) break;
       this.startRead(s, il, e);
       s.prefetched = true;
+      this.predicted[il]?.add(s);
       this.counters.prefetchIssued++;
       this.counters.prefetchBytes += L.expertBytes;
       started++;
@@ -439,11 +441,19 @@ export class ExpertCache {
     if (!s.pinned) this.policy.remove(s.key);
     this.byKey.delete(s.key);
     if (this.options.allocation === 'per-layer') this.layerCount[layer] = (this.layerCount[layer] as number) - 1;
-    if (s.prefetched) this.counters.prefetchWasted++;
-    s.prefetched = false;
+    if (s.prefetched) {
+      this.unpredict(s);
+      this.counters.prefetchWasted++;
+    }
     s.key = -1;
     s.state = FREE;
     s.views = undefined;
+  }
+
+  /** The slot's prediction is settled (used, wasted or evicted). */
+  private unpredict(s: Slot): void {
+    s.prefetched = false;
+    this.predicted[Math.floor(s.key / this.stride)]?.delete(s);
   }
 
   private startRead(s: Slot, il: number, e: number): void {

@@ -92,6 +92,8 @@ describe('expert offloading on the embedded model (16 experts x 4 layers, top-2)
             const st = m.offload?.cache.stats();
             if (prefetch === false) expect(st?.prefetchIssued).toBe(0);
             else expect(st?.prefetchIssued).toBeGreaterThan(0);
+            // Every prediction is settled by the end of a step (the lookahead stops at the last block).
+            expect((st?.prefetchUsed ?? -1) + (st?.prefetchWasted ?? -1)).toBe(st?.prefetchIssued);
           });
         });
       }
