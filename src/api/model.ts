@@ -95,7 +95,7 @@ interface Sequence {
   busy: boolean;
 }
 
-class GGUFModel implements LoadedModel, Evaluator {
+class GGUFModel implements LoadedModel {
   readonly info: ModelInfo;
   /** What uses the model alone (logits, perplexity, traces, profiles), if anything. */
   private busy: string | undefined;
@@ -261,18 +261,12 @@ class GGUFModel implements LoadedModel, Evaluator {
     this.model.offload?.cache.resetStats();
   }
 
-  // Evaluator (what generation and perplexity use)
-  get vocabSize(): number {
+  // What the Evaluators of generation and perplexity report.
+  private get vocabSize(): number {
     return this.model.config.vocabSize;
   }
-  get contextLength(): number {
+  private get contextLength(): number {
     return this.model.cache.size;
-  }
-  get closed(): boolean {
-    return this.isClosed;
-  }
-  eval(tokens: readonly number[], pos: number, options?: { last?: boolean }): Float32Array {
-    return this.model.eval(tokens, pos, options);
   }
 
   batchStats(): BatchStats {
