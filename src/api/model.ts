@@ -17,6 +17,7 @@ import { contrastLogits } from '../generate/contrast.js';
 import type { KVCache } from '../generate/kv-cache.js';
 import { Model } from '../models/model.js';
 import { checkRoutingControls, type RoutingControls } from '../router/adaptive.js';
+import { expertLoad } from '../router/analysis.js';
 import { type RoutingTrace, TraceRecorder } from '../router/trace.js';
 import { type ChatMessage, type ChatTemplate, chatTemplateFor } from '../tokenizer/chat-template.js';
 import { type Tokenizer, tokenizerFromGGUF } from '../tokenizer/tokenizer.js';
@@ -240,11 +241,7 @@ class GGUFModel implements LoadedModel {
     });
     // Per MoE layer: how many tokens selected each expert, and each expert's peak output.
     const { layers, experts: E, used: K } = trace;
-    const counts = new Map(layers.map((l) => [l, new Array<number>(E).fill(0)]));
-    for (let i = 0; i < trace.ids.length; i++) {
-      const e = trace.ids[i] as number;
-      if (e >= 0) (counts.get(layers[Math.floor(i / K) % layers.length] as number) as number[])[e]++;
-    }
+    const counts = new Map(expertLoad(trace).map((l) => [l.layer, l.counts]));
     const peaks = new Map(layers.map((l, li) => [l, Array.from((trace.peaks as Float32Array).subarray(li * E, (li + 1) * E))]));
     return makeProfile(this.info.path, trace.tokens.length, counts, peaks, options.top ?? layers.length * K);
   }
