@@ -17,6 +17,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import type { ExpertRef } from '../experts/cache.js';
 import { createPolicy, POLICY_NAMES, type PolicyName } from '../experts/policy.js';
 import { superExperts } from '../experts/profile.js';
+import { selectionCounts } from './steering.js';
 import type { RoutingTrace } from './trace.js';
 
 export interface LayerLoad {
@@ -105,10 +106,9 @@ function selected(t: RoutingTrace, token: number, l: number): number[] {
  */
 export function expertLoad(t: RoutingTrace): LayerLoad[] {
   const E = t.experts;
-  const N = t.tokens.length;
+  const perLayer = selectionCounts(t).counts;
   return t.layers.map((layer, l) => {
-    const counts = new Array<number>(E).fill(0);
-    for (let i = 0; i < N; i++) for (const e of selected(t, i, l)) counts[e] = (counts[e] as number) + 1;
+    const counts = Array.from(perLayer[l] as Int32Array);
     const total = counts.reduce((a, b) => a + b, 0);
     const mu = total / E;
     const variance = counts.reduce((a, c) => a + (c - mu) ** 2, 0) / E;

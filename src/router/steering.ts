@@ -113,7 +113,7 @@ export function writeSteeringProfile(path: string, p: SteeringProfile): void {
 }
 
 /** Per (layer slot, expert) the number of tokens that selected it; each expert counts once per token. */
-function selectionCounts(s: RoutingSample): { n: number; counts: Int32Array[] } {
+export function selectionCounts(s: RoutingSample): { n: number; counts: Int32Array[] } {
   const L = s.layers.length;
   const E = s.experts;
   const K = s.used;
