@@ -5,7 +5,7 @@
  * which profiles expert use on a text and writes the profile `--pin` reads.
  * A thin shell over LoadModelOptions.expertMemory / expertCache and LoadedModel.profileExperts.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { ExpertCacheSettings, LoadedModel, LoadModelOptions, ModelInfo } from '../api/model.js';
 import { InvalidArgumentError } from '../core/errors.js';
@@ -14,7 +14,7 @@ import { parseExpertMemory } from '../experts/layout.js';
 import { POLICY_NAMES, type PolicyName } from '../experts/policy.js';
 import { readExpertProfile, SUPER_EXPERT_RATIO } from '../experts/profile.js';
 import { formatExpertStats } from '../experts/stats.js';
-import { modelArgument, numberFlag, openModel } from './generate.js';
+import { inputFileFlag, modelArgument, numberFlag, openModel } from './generate.js';
 import type { GlobalOptions } from './options.js';
 
 export interface ExpertFlags {
@@ -110,11 +110,10 @@ export interface ExpertsFlags {
 /** `switchyard experts <model> -f text [--out profile.json]`: expert use per layer on a text. */
 export async function expertsCommand(modelArg: string | undefined, flags: ExpertsFlags, global: GlobalOptions): Promise<void> {
   const file = modelArgument(modelArg, 'experts');
-  if (flags.file === undefined) throw new InvalidArgumentError('experts: give a calibration text with -f <file>');
-  if (!existsSync(flags.file)) throw new InvalidArgumentError(`experts: ${flags.file}: no such file`);
+  const input = inputFileFlag(flags.file, 'experts', 'a calibration text');
   const top = flags.top === undefined ? undefined : numberFlag(flags.top, '--top', { integer: true, min: 0 });
   const ctx = flags.ctx === undefined ? 512 : numberFlag(flags.ctx, '--ctx', { integer: true, min: 1 });
-  const text = readFileSync(flags.file, 'utf8');
+  const text = readFileSync(input, 'utf8');
   const model = await openModel(file, global, { contextLength: ctx });
   try {
     const tty = process.stderr.isTTY === true;
@@ -131,7 +130,7 @@ export async function expertsCommand(modelArg: string | undefined, flags: Expert
       process.stdout.write(`${JSON.stringify(profile)}\n`);
       return;
     }
-    const lines = [`${profile.tokens} tokens of ${flags.file}; share of selections per expert, busiest first:`];
+    const lines = [`${profile.tokens} tokens of ${input}; share of selections per expert, busiest first:`];
     for (const l of profile.layers) {
       const total = l.counts.reduce((a, b) => a + b, 0) || 1;
       const order = l.counts.map((n, e) => [e, n] as const).sort((a, b) => b[1] - a[1]);

@@ -108,6 +108,13 @@ export function contextFlag(ctx: string | undefined): number | undefined {
   return ctx === undefined ? undefined : numberFlag(ctx, '--ctx', { integer: true, min: 1 });
 }
 
+/** The path given with -f, which must exist: names the command and what to give, or the missing file. */
+export function inputFileFlag(path: string | undefined, command: string, what: string): string {
+  if (path === undefined) throw new InvalidArgumentError(`${command}: give ${what} with -f <file>`);
+  if (!existsSync(path)) throw new InvalidArgumentError(`${command}: ${path}: no such file`);
+  return path;
+}
+
 // ---- models --------------------------------------------------------------------------
 
 /** The message when a command is given no model and this copy of the package lacks the embedded one. */

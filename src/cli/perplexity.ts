@@ -7,10 +7,9 @@
  * llama-perplexity prints it) goes to stderr; the result to stdout, with --json as one last line
  * `{"chunks": [running values], "final": <number>}`.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { InvalidArgumentError } from '../core/errors.js';
+import { readFileSync } from 'node:fs';
 import { type ExpertFlags, expertLoadOptions, printExpertStats } from './experts.js';
-import { kvCacheFlag, modelArgument, numberFlag, openModel } from './generate.js';
+import { inputFileFlag, kvCacheFlag, modelArgument, numberFlag, openModel } from './generate.js';
 import type { GlobalOptions } from './options.js';
 import { type RoutingFlags, routingControls } from './routing.js';
 
@@ -25,12 +24,11 @@ export interface PerplexityFlags extends ExpertFlags, RoutingFlags {
 
 export async function perplexityCommand(modelArg: string | undefined, flags: PerplexityFlags, global: GlobalOptions): Promise<void> {
   const file = modelArgument(modelArg, 'perplexity');
-  if (flags.file === undefined) throw new InvalidArgumentError('perplexity: give the text with -f <file>');
-  if (!existsSync(flags.file)) throw new InvalidArgumentError(`perplexity: ${flags.file}: no such file`);
+  const input = inputFileFlag(flags.file, 'perplexity', 'the text');
   const ctx = numberFlag(flags.ctx ?? '512', '--ctx', { integer: true, min: 2 });
   const batch = flags.batch === undefined ? ctx : numberFlag(flags.batch, '--batch', { integer: true, min: 1 });
   const kvCacheType = kvCacheFlag(flags.kvCache);
-  let text = readFileSync(flags.file, 'utf8');
+  let text = readFileSync(input, 'utf8');
   if (text.endsWith('\n')) text = text.slice(0, -1); // llama.cpp -f
 
   const model = await openModel(file, global, { contextLength: ctx, dequantize: flags.dequantize, kvCacheType, ...expertLoadOptions(flags) });

@@ -15,7 +15,7 @@ import { analyzeTrace, formatAnalysis } from '../router/analysis.js';
 import { renderReport } from '../router/report.js';
 import { makeSteeringProfile, rankByFrequencyDifference, rankByNPMI, readSteeringProfile, writeSteeringProfile } from '../router/steering.js';
 import { readTrace, writeTrace } from '../router/trace.js';
-import { modelArgument, numberFlag, openModel } from './generate.js';
+import { inputFileFlag, modelArgument, numberFlag, openModel } from './generate.js';
 import type { GlobalOptions } from './options.js';
 
 export interface RoutingFlags {
@@ -119,15 +119,14 @@ export interface TraceFlags extends RoutingFlags {
 
 export async function traceCommand(modelArg: string | undefined, flags: TraceFlags, global: GlobalOptions): Promise<void> {
   const file = modelArgument(modelArg, 'trace');
-  if (flags.file === undefined) throw new InvalidArgumentError('trace: give the text with -f <file>');
-  if (!existsSync(flags.file)) throw new InvalidArgumentError(`trace: ${flags.file}: no such file`);
+  const input = inputFileFlag(flags.file, 'trace', 'the text');
   if (flags.out === undefined || !/\.(jsonl|bin)$/.test(flags.out)) throw new InvalidArgumentError('trace: give --out <file.jsonl> (readable) or <file.bin> (compact)');
   const ctx = flags.ctx === undefined ? 512 : numberFlag(flags.ctx, '--ctx', { integer: true, min: 1 });
   const routing = routingControls(flags);
   const model = await openModel(file, global, { contextLength: ctx });
   try {
     const tty = process.stderr.isTTY === true;
-    const trace = await model.traceRouting(readFileSync(flags.file, 'utf8'), {
+    const trace = await model.traceRouting(readFileSync(input, 'utf8'), {
       ctx,
       ...(routing ? { routing } : {}),
       ...(flags.peaks ? { peaks: true } : {}),
