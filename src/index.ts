@@ -121,10 +121,12 @@ export type {
 // Models: load a GGUF model and run it (generate, chat, logits, perplexity).
 export { loadModel } from './api/model.js';
 export type {
+  BatchStats,
   GenerateEvent,
   GenerateOptions,
   GenerateStats,
   KVCacheType,
+  LayerRouting,
   LoadModelOptions,
   LoadProgress,
   LoadedModel,
